@@ -1,0 +1,38 @@
+"""jgd: gradient descent in JAX, every way of getting a gradient, compiled and measured.
+
+The public API; everything else lives in private modules. See README.md for a tour.
+"""
+
+from jgd import losses, schedules
+from jgd._compile import compile_count
+from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
+from jgd._errors import DivergenceError
+from jgd._fit import FitResult, TrainState, fit, make_step
+from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
+from jgd._losses import per_example
+from jgd._sweep import SweepResult, sweep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES",
+    "DivergenceError",
+    "FitResult",
+    "GradCheck",
+    "GradCheckRow",
+    "StabilityBound",
+    "SweepResult",
+    "TrainState",
+    "check_grads",
+    "compile_count",
+    "fit",
+    "grad",
+    "hvp",
+    "losses",
+    "make_step",
+    "max_stable_learning_rate",
+    "per_example",
+    "schedules",
+    "sweep",
+    "value_and_grad",
+]

@@ -1,0 +1,132 @@
+"""Batch plans: which examples each step sees, as one int32 array of shape (steps, batch_size).
+
+Full-batch, stochastic and mini-batch descent differ only here. A plan is
+- ``full``: every step sees all the data (no index array; the batch is the data itself);
+- ``shuffle``: a fresh ``jax.random`` permutation per epoch, cut into ``m // B`` batches. When B
+  does not divide m, the last ``m % B`` examples of each epoch's permutation are left out (a
+  different set each epoch), so every batch has the same shape and the run compiles once;
+- ``order``: an explicit index array, replayed exactly (a NumPy notebook's or a PyTorch run's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import _errors
+
+
+class Plan(NamedTuple):
+    """The static shape of a run: what the compiled program depends on."""
+
+    kind: str  # "full" | "shuffle" | "order"
+    num_examples: int
+    batch_size: int
+    steps: int
+    steps_per_epoch: int
+
+
+def num_examples(data: Any) -> int:
+    """The shared leading dimension of every array in ``data``, checked."""
+    leaves = _errors.leaf_paths(data)
+    if not leaves:
+        raise ValueError("data has no arrays; expected a pytree of arrays such as (X, y).")
+    sizes = []
+    for path, leaf in leaves:
+        shape = np.shape(leaf)
+        if len(shape) == 0:
+            raise ValueError(
+                f"data{path} is a scalar; every array in data needs a leading example axis."
+            )
+        sizes.append((path, shape[0]))
+    if len({n for _, n in sizes}) > 1:
+        listed = ", ".join(f"data{p}: {n}" for p, n in sizes)
+        raise ValueError(f"data arrays disagree on the number of examples (leading dim): {listed}.")
+    m = sizes[0][1]
+    if m == 0:
+        raise ValueError("data is empty: its arrays have 0 examples (leading dimension 0).")
+    return int(m)
+
+
+def check_finite(data: Any) -> None:
+    """Raises ValueError naming the first array and row holding a NaN or Inf."""
+    for path, leaf in _errors.leaf_paths(data):
+        arr = np.asarray(leaf)
+        if not np.issubdtype(arr.dtype, np.inexact):
+            continue
+        bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(
+                f"data{path} has a non-finite value (NaN or Inf) in row {row} "
+                f"({int(bad.sum())} bad rows in all); clean or drop those examples first."
+            )
+
+
+def make_plan(m: int, batch_size: int | None, epochs: int, order: Any | None) -> Plan:
+    """Validates the run's shape arguments and returns its ``Plan``."""
+    if order is not None:
+        order = np.asarray(order)
+        if order.ndim != 2 or order.shape[0] == 0 or order.shape[1] == 0:
+            raise ValueError(
+                f"order has shape {order.shape}; expected a non-empty int array of shape "
+                "(steps, batch_size)."
+            )
+        if batch_size is not None and batch_size != order.shape[1]:
+            raise ValueError(
+                f"batch_size={batch_size} does not match order.shape[1]={order.shape[1]}; "
+                "leave batch_size=None when order is given."
+            )
+        if epochs != 1:
+            raise ValueError(
+                f"epochs={epochs} cannot be combined with order: the order array is the whole "
+                "run (one row per step). Leave epochs=1, or tile the order yourself."
+            )
+        return Plan("order", m, int(order.shape[1]), int(order.shape[0]), int(order.shape[0]))
+    epochs = _errors.positive_int("epochs", epochs)
+    if batch_size is None:
+        return Plan("full", m, m, epochs, 1)
+    batch_size = _errors.positive_int("batch_size", batch_size)
+    if batch_size > m:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the number of examples ({m}); use "
+            f"batch_size<={m}, or batch_size=None for full-batch descent."
+        )
+    per_epoch = m // batch_size
+    return Plan("shuffle", m, batch_size, per_epoch * epochs, per_epoch)
+
+
+def check_order(order: Any, m: int) -> np.ndarray:
+    """``order`` as int32, after checking that it holds integer indices in [0, m)."""
+    arr = np.asarray(order)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"order has dtype {arr.dtype}; expected integer example indices.")
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high >= m:
+        bad = low if low < 0 else high
+        raise ValueError(f"order holds index {bad}, outside [0, {m}) for data with {m} examples.")
+    return arr.astype(np.int32)
+
+
+def shuffled_indices(key: jax.Array, plan: Plan) -> jax.Array:
+    """The ``shuffle`` plan's (steps, batch_size) indices: a permutation per epoch. Jittable.
+
+    Epoch ``e`` uses ``jax.random.permutation(jax.random.fold_in(key, e), m)``, so an epoch's
+    batches do not depend on how the run is chunked, checkpointed or resumed.
+    """
+    epochs = plan.steps // plan.steps_per_epoch
+    used = plan.steps_per_epoch * plan.batch_size
+
+    def epoch(e):
+        return jax.random.permutation(jax.random.fold_in(key, e), plan.num_examples)[:used]
+
+    perms = jax.vmap(epoch)(jnp.arange(epochs))
+    return perms.reshape(plan.steps, plan.batch_size).astype(jnp.int32)
+
+
+def gather(data: Any, rows: jax.Array) -> Any:
+    """The batch of ``data`` at example indices ``rows``."""
+    return jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), data)

@@ -1,0 +1,111 @@
+"""Curvature: Hessian-vector products and the largest learning rate plain GD survives.
+
+For gradient descent on a quadratic, ``w <- w - eta * H w`` contracts every direction iff
+``|1 - eta * lambda| < 1`` for each Hessian eigenvalue, i.e. ``eta < 2 / lambda_max``. Near a
+minimum any smooth loss is locally quadratic, so ``2 / lambda_max`` is the stability bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from jgd import _errors
+
+
+def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
+    """Hessian-vector product ``H(params) @ vector`` by forward-over-reverse differentiation.
+
+    One ``jax.jvp`` of ``jax.grad``: about the cost of two gradients, and the Hessian (P x P) is
+    never formed.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      params: where the Hessian is taken.
+      batch: the batch the loss is evaluated on.
+      vector: a pytree shaped like ``params``.
+
+    Returns:
+      ``H @ vector``, shaped like ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> loss = lambda w, b: 0.5 * jnp.sum(b * w**2)  # H = diag(b)
+      >>> jgd.hvp(loss, jnp.ones(2), jnp.array([1.0, 4.0]), jnp.array([1.0, 1.0])).tolist()
+      [1.0, 4.0]
+    """
+    return jax.jvp(lambda p: jax.grad(loss)(p, batch), (params,), (vector,))[1]
+
+
+class StabilityBound(NamedTuple):
+    """The result of ``max_stable_learning_rate``."""
+
+    learning_rate: jax.Array  # 2 / eigenvalue (inf when the top eigenvalue is <= 0)
+    eigenvalue: jax.Array  # the Hessian's eigenvalue of largest magnitude
+    iterations: jax.Array  # power-iteration steps taken
+
+
+def max_stable_learning_rate(
+    loss: Any,
+    params: Any,
+    batch: Any,
+    *,
+    max_iterations: int = 500,
+    tolerance: float = 1e-7,
+    key: jax.Array | None = None,
+) -> StabilityBound:
+    """The top Hessian eigenvalue λ by power iteration, and the plain-GD bound ``2 / λ``.
+
+    Power iteration on ``hvp`` finds the eigenvalue of largest magnitude; at (or near) a minimum
+    the Hessian is positive semi-definite and that is λ_max. Jittable.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      params: where the curvature is measured.
+      batch: the batch the loss is evaluated on.
+      max_iterations: power-iteration steps at most.
+      tolerance: stop when the eigenvalue estimate changes by less than this (relative).
+      key: for the random start vector; defaults to ``jax.random.key(0)``.
+
+    Returns:
+      ``StabilityBound(learning_rate, eigenvalue, iterations)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> bowl = lambda w, batch: 0.5 * jnp.sum((w - 3.0) ** 2)  # seed 003's bowl: λ = 1
+      >>> float(jgd.max_stable_learning_rate(bowl, jnp.array(-2.0), None).learning_rate)
+      2.0
+    """
+    max_iterations = _errors.positive_int("max_iterations", max_iterations)
+    tolerance = _errors.positive_float("tolerance", tolerance)
+    _errors.float_params("params", params)
+    flat, unravel = ravel_pytree(params)
+    key = jax.random.key(0) if key is None else key
+
+    def matvec(v):
+        return ravel_pytree(hvp(loss, params, batch, unravel(v)))[0]
+
+    def body(carry):
+        v, lam, _, i = carry
+        w = matvec(v)
+        new_lam = jnp.vdot(v, w)  # Rayleigh quotient, v has unit norm
+        norm = jnp.linalg.norm(w)
+        v = jnp.where(norm > 0, w / jnp.where(norm > 0, norm, 1), v)
+        return v, new_lam, lam, i + 1
+
+    def cond(carry):
+        _, lam, old, i = carry
+        change = jnp.abs(lam - old) > tolerance * jnp.maximum(jnp.abs(lam), 1e-30)
+        return (i < max_iterations) & ((i < 2) | change)
+
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+    zero = jnp.zeros((), flat.dtype)
+    _, lam, _, iters = jax.lax.while_loop(cond, body, (v0, zero, zero, 0))
+    lr = jnp.where(lam > 0, 2.0 / jnp.where(lam > 0, lam, 1), jnp.inf)
+    return StabilityBound(lr, lam, iters)

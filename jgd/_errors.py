@@ -1,0 +1,91 @@
+"""Errors and the boundary checks shared by every public entry point.
+
+Checks here run on concrete Python values before anything is traced, so a user sees which argument
+was wrong, what it was, and what is allowed, instead of a traceback from inside XLA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class DivergenceError(RuntimeError):
+    """Raised by ``fit(..., on_divergence="raise")`` when a run stops making finite progress."""
+
+
+def describe(value: Any, limit: int = 60) -> str:
+    """A short repr of ``value`` for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_of(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raises ValueError unless ``value`` is one of ``allowed``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}={describe(value)} is not valid; expected one of {choices}.")
+
+
+def positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """Returns ``value`` as an int, raising ValueError unless it is an integer >= 1."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}={describe(value)} is not valid; expected an integer >= 1.")
+    return int(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    """Returns ``value`` as a float, raising ValueError unless it is finite and > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}={describe(value)} is not valid; expected a finite number > 0."
+        ) from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name}={describe(value)} is not valid; expected a finite number > 0.")
+    return number
+
+
+def leaf_paths(tree: Any) -> list[tuple[str, Any]]:
+    """(readable path, leaf) pairs of a pytree, e.g. ``("['w']", array)``."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [(jax.tree_util.keystr(path) or "<root>", leaf) for path, leaf in flat]
+
+
+def float_params(name: str, params: Any) -> None:
+    """Raises unless ``params`` is a non-empty pytree of floating-point arrays."""
+    leaves = leaf_paths(params)
+    if not leaves:
+        raise ValueError(f"{name} has no array leaves; expected a pytree of float arrays.")
+    for path, leaf in leaves:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{name}{'' if path == '<root>' else path} has dtype {dtype}; gradient modes "
+                "need floating-point params (float32 or float64). Cast it, e.g. "
+                "jnp.asarray(x, jnp.float32)."
+            )
+
+
+def scalar_loss(loss: Any, params: Any, batch: Any) -> None:
+    """Raises unless ``loss(params, batch)`` returns a real scalar (checked abstractly)."""
+    out = jax.eval_shape(loss, params, batch)
+    shape = getattr(out, "shape", None)
+    if shape != ():
+        raise ValueError(
+            f"loss(params, batch) must return a scalar (the mean over the batch); it returned "
+            f"shape {shape}. Reduce it, e.g. with jnp.mean, or build it with jgd.per_example."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"loss(params, batch) returned dtype {out.dtype}; expected a float.")

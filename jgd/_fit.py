@@ -1,0 +1,671 @@
+"""The descent engine: a training step you can compose, and ``fit``, the whole run as one scan.
+
+Full-batch, stochastic and mini-batch descent are one program over a batch plan (``_batching``):
+``lax.scan`` over index rows, gathering each batch on the device, computing the gradient by any
+mode, applying the optax update, and a divergence guard that stops updating at the first
+non-finite loss or gradient. The host sees the run once at the end (or once per chunk of steps
+when a progress bar or checkpoints are asked for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jgd import _batching, _compile, _errors, _optim
+from jgd._grad import MODES, value_and_grad
+
+Loss = Callable[[Any, Any], jax.Array]
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from step to step; a pytree.
+
+    Attributes:
+      params: the model parameters (any pytree of float arrays).
+      opt_state: the optax optimizer state.
+      step: the number of updates done so far (int32 scalar).
+      key: the PRNG key the step draws from (forward-gradient tangents).
+    """
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    key: jax.Array
+
+    @classmethod
+    def create(
+        cls, params: Any, optimizer: optax.GradientTransformation, key: Any = 0
+    ) -> TrainState:
+        """A fresh state: ``optimizer.init(params)``, step 0, ``key`` (an int seed or a key).
+
+        Examples:
+          >>> import jax.numpy as jnp, optax, jgd
+          >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.1))
+          >>> int(state.step)
+          0
+        """
+        return cls(params, optimizer.init(params), jnp.zeros((), jnp.int32), as_key(key))
+
+
+def as_key(key: Any) -> jax.Array:
+    """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return jax.random.PRNGKey(int(key))
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    arr = jnp.asarray(key) if isinstance(key, jax.Array | np.ndarray) else None
+    if arr is None or arr.dtype != jnp.uint32:
+        raise ValueError(
+            f"key={_errors.describe(key)} is not valid; expected an int seed or a JAX PRNG key "
+            "such as jax.random.key(0)."
+        )
+    return arr
+
+
+def make_step(
+    loss: Loss, optimizer: optax.GradientTransformation, mode: str = "reverse", **grad_options: Any
+) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
+    """A pure training step to compose and ``jax.jit``.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      optimizer: an optax ``GradientTransformation``.
+      mode: the gradient mode (see ``jgd.value_and_grad``).
+      **grad_options: ``chunk_size``, ``step_size``, ``num_tangents`` for ``value_and_grad``.
+
+    Returns:
+      ``step(state, batch) -> (state, metrics)``; ``metrics`` holds the batch ``loss`` at the
+      params before the update, the gradient's ``grad_norm``, and ``finite`` (loss and gradient
+      finite).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax, jgd
+      >>> loss = lambda w, batch: 0.5 * jnp.sum((w - batch) ** 2)
+      >>> step = jax.jit(jgd.make_step(loss, optax.sgd(0.5)))
+      >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.5))
+      >>> state, metrics = step(state, jnp.array([2.0, 4.0]))
+      >>> state.params.tolist(), float(metrics["loss"])
+      ([1.0, 2.0], 10.0)
+    """
+    _errors.one_of("mode", mode, MODES)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer={_errors.describe(optimizer)} is not valid for make_step; expected an "
+            "optax GradientTransformation such as optax.sgd(0.1)."
+        )
+    value_and_grad_fn = value_and_grad(loss, mode, **grad_options)
+    needs_key = mode == "forward_gradient"
+
+    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        key, sub = jax.random.split(state.key) if needs_key else (state.key, None)
+        value, grads = value_and_grad_fn(state.params, batch, key=sub)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        sq = sum(
+            jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree_util.tree_leaves(grads)
+        )
+        metrics = {
+            "loss": value,
+            "grad_norm": jnp.sqrt(sq),
+            "finite": jnp.isfinite(value) & jnp.isfinite(sq),
+        }
+        return TrainState(params, opt_state, state.step + 1, key), metrics
+
+    return step
+
+
+class Guard(NamedTuple):
+    """The divergence guard carried by the scan."""
+
+    stopped: jax.Array  # bool: a step hit a non-finite loss/gradient or max_loss; no more updates
+    stopped_at: jax.Array  # int32: that step, or -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """The static part of a run: the compiled program depends on these and on shapes only."""
+
+    loss: Loss
+    optimizer: Any  # _optim.OptimizerSpec.static
+    mode: str
+    grad_options: tuple
+    full_batch: bool
+    chunk: int
+    record_params: bool
+
+
+def init_state(program: Program, params: Any, hparams: dict, key: jax.Array) -> TrainState:
+    """The run's first state (compiled with the hyperparameters traced)."""
+    optimizer = _optim.build(program.optimizer, hparams)
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
+
+
+def run_chunk(
+    program: Program,
+    state: TrainState,
+    guard: Guard,
+    hparams: dict,
+    settings: dict,
+    data: Any,
+    indices: jax.Array | None,
+    start: jax.Array,
+):
+    """``program.chunk`` steps of the run from step ``start``, as one ``lax.scan``.
+
+    Steps at or past ``settings["steps"]`` (padding of the last chunk) and steps after the guard
+    stopped are skipped by ``lax.cond`` and record NaN.
+    """
+    optimizer = _optim.build(program.optimizer, hparams)
+    step_fn = make_step(program.loss, optimizer, program.mode, **dict(program.grad_options))
+
+    def body(carry, t):
+        state, guard = carry
+        if program.full_batch:
+            batch = data
+        else:
+            batch = _batching.gather(data, jax.lax.dynamic_index_in_dim(indices, t, 0, False))
+
+        def update(carry):
+            state, guard = carry
+            new, metrics = step_fn(state, batch)
+            ok = metrics["finite"] & (metrics["loss"] <= settings["max_loss"])
+            state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, state)
+            guard = Guard(~ok, jnp.where(ok, -1, t).astype(jnp.int32))
+            return (state, guard), (metrics["loss"], metrics["grad_norm"])
+
+        def skip(carry):
+            nan = jnp.full((), jnp.nan, jnp.float32)
+            return carry, (nan.astype(_loss_dtype(state, batch)), nan)
+
+        live = (t < settings["steps"]) & ~guard.stopped
+        before = state.params
+        (state, guard), (loss, gnorm) = jax.lax.cond(live, update, skip, (state, guard))
+        outputs = {"loss": loss, "grad_norm": gnorm}
+        if program.record_params:
+            outputs["params"] = before
+        return (state, guard), outputs
+
+    ts = start + jnp.arange(program.chunk, dtype=jnp.int32)
+    (state, guard), outputs = jax.lax.scan(body, (state, guard), ts)
+    return state, guard, outputs
+
+
+def _loss_dtype(state: TrainState, batch: Any) -> Any:
+    leaves = jax.tree_util.tree_leaves(state.params)
+    return jnp.result_type(*leaves) if leaves else jnp.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+      params: the final parameters (the last finite ones if the run blew up).
+      opt_state: the final optimizer state.
+      state: the final ``TrainState``.
+      losses: the batch loss of each step, at the params before that step's update (NaN for the
+        steps after a blow-up).
+      grad_norms: the gradient's global norm at each step.
+      diverged: True if the run blew up (a non-finite loss or gradient, or a loss above
+        ``max_loss``: updates stopped there) or its loss ended above where it started.
+      diverged_at: the step where that happened, or None.
+      divergence: ``"non-finite"``, ``"max_loss"``, ``"rose"`` or None.
+      params_history: with ``record_params=True``, the params before each step and the final
+        ones, with a leading axis of ``steps + 1``; otherwise None.
+      steps: the number of steps in the plan.
+      compile_time: seconds spent compiling (0.0 when the program was reused).
+      run_time: seconds spent running, compile time excluded.
+    """
+
+    params: Any
+    opt_state: Any
+    state: TrainState
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    diverged: bool
+    diverged_at: int | None
+    divergence: str | None
+    params_history: Any
+    steps: int
+    compile_time: float
+    run_time: float
+
+
+def verdict(losses: np.ndarray, stopped: bool, stopped_at: int, reason: str, window: int):
+    """(diverged, diverged_at, divergence) from the guard and the loss curve.
+
+    Besides a blow-up, a run diverged when it ended above where it started: the mean batch loss
+    of its last ``window`` steps (one epoch) exceeds that of its first ``window`` steps. It is then
+    dated at the first step from which the loss never returned below the starting level.
+    """
+    if stopped:
+        return True, int(stopped_at), reason
+    window = max(1, min(window, len(losses) // 2 or 1))
+    start, end = np.nanmean(losses[:window]), np.nanmean(losses[-window:])
+    if len(losses) > window and end > start:
+        below = np.nonzero(~(losses > start))[0]
+        return True, int(below[-1] + 1 if below.size else 0), "rose"
+    return False, None, None
+
+
+def fit(
+    loss: Loss,
+    params: Any,
+    data: Any,
+    *,
+    optimizer: Any,
+    learning_rate: Any = None,
+    batch_size: int | None = None,
+    epochs: int = 1,
+    order: Any = None,
+    key: Any = None,
+    mode: str = "reverse",
+    chunk_size: int | None = None,
+    step_size: float | None = None,
+    num_tangents: int = 1,
+    record_params: bool = False,
+    on_divergence: str = "stop",
+    max_loss: float | None = None,
+    progress: bool = False,
+    checkpoint_dir: Any = None,
+    checkpoint_every: int | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Runs gradient descent: full-batch, stochastic or mini-batch, compiled as one scan.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``, the mean loss over a batch.
+      params: the initial parameters, a pytree of float arrays.
+      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``. Put on the device
+        once.
+      optimizer: an optax factory such as ``optax.sgd``, ``optax.adam`` or
+        ``functools.partial(optax.sgd, momentum=0.9)``, with ``learning_rate=`` (the numbers are
+        traced: other values reuse the compiled program); or a ready optax
+        ``GradientTransformation`` (its numbers are compiled in).
+      learning_rate: a number > 0 or a schedule (``jgd.schedules`` or any optax schedule).
+      batch_size: ``None`` for full-batch GD, ``1`` for SGD, ``k`` for mini-batches over a fresh
+        permutation each epoch (``m % k`` examples left out per epoch when k does not divide m).
+      epochs: passes over the data (full batch: the number of steps).
+      order: an int array ``(steps, batch_size)`` of example indices, replayed exactly.
+      key: an int seed or PRNG key; needed to shuffle and for ``forward_gradient``.
+      mode: the gradient mode, see ``jgd.value_and_grad``; ``chunk_size``, ``step_size`` and
+        ``num_tangents`` are passed to it.
+      record_params: keep the parameter trajectory in ``params_history``.
+      on_divergence: ``"stop"`` (return, flagged) or ``"raise"`` (``jgd.DivergenceError``).
+      max_loss: treat a loss above this as a blow-up, like a non-finite one.
+      progress: show a progress bar with the current loss (updated every chunk of steps).
+      checkpoint_dir: save the run there every ``checkpoint_every`` steps with orbax, and resume
+        from the newest checkpoint when called again with the same arguments.
+      checkpoint_every: steps between checkpoints.
+      callback: ``callback(step, loss)`` on the host after every chunk of steps.
+
+    Returns:
+      A ``FitResult``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # seed 003
+      >>> result = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...                  learning_rate=0.3, epochs=15)
+      >>> round(float(result.params), 4)
+      2.9763
+    """
+    run = _prepare(**locals())
+    return run.execute()
+
+
+@dataclasses.dataclass
+class _Run:
+    program: Program
+    plan: _batching.Plan
+    params: Any
+    data: Any
+    hparams: dict
+    settings: dict
+    key: jax.Array
+    order: Any
+    on_divergence: str
+    progress: bool
+    checkpoints: Any
+    checkpoint_every: int | None
+    callback: Any
+    description: str
+
+    def execute(self) -> FitResult:
+        compile_time, started = 0.0, time.perf_counter()
+        indices, seconds = self._indices()
+        compile_time += seconds
+        (state, seconds) = _compile.call(
+            init_state, self.program, self.params, self.hparams, self.key
+        )
+        compile_time += seconds
+        guard = Guard(jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+        outputs: list[dict] = []
+        state, guard, outputs, start = self._resume(state, guard, outputs)
+        bar = _progress_bar(self.plan.steps, self.progress, start)
+        try:
+            while start < self.plan.steps:
+                (state, guard, out), seconds = _compile.call(
+                    run_chunk,
+                    self.program,
+                    state,
+                    guard,
+                    self.hparams,
+                    self.settings,
+                    self.data,
+                    indices,
+                    jnp.asarray(start, jnp.int32),
+                )
+                compile_time += seconds
+                start = min(start + self.program.chunk, self.plan.steps)
+                outputs.append(jax.device_get(out))
+                self._after_chunk(start, state, guard, outputs, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.checkpoints is not None:
+                self.checkpoints.close()
+        run_time = time.perf_counter() - started - compile_time
+        return self._result(state, guard, outputs, compile_time, run_time)
+
+    def _indices(self):
+        if self.plan.kind == "full":
+            return None, 0.0
+        if self.plan.kind == "order":
+            rows = self.order
+        else:
+            rows, seconds = _compile.call(_shuffled, self.plan, self.key)
+            rows = np.asarray(rows)
+        padded = _pad_rows(np.asarray(rows), self.program.chunk)
+        return jax.device_put(padded), 0.0 if self.plan.kind == "order" else seconds
+
+    def _after_chunk(self, done, state, guard, outputs, bar) -> None:
+        last = outputs[-1]["loss"]
+        finite = last[np.isfinite(last)]
+        current = float(finite[-1]) if finite.size else float("nan")
+        if bar is not None:
+            bar.update(done - bar.n)
+            bar.set_postfix(loss=f"{current:.4g}")
+        if self.checkpoints is not None and (
+            done % self.checkpoint_every == 0 or done == self.plan.steps
+        ):
+            self.checkpoints.save(done, _payload(state, guard, outputs, self.plan.steps))
+        if self.callback is not None:
+            self.callback(done, current)
+
+    def _resume(self, state, guard, outputs):
+        if self.checkpoints is None:
+            return state, guard, outputs, 0
+        empty = self._empty_outputs(state)
+        found = self.checkpoints.restore_latest(_payload(state, guard, [empty], self.plan.steps))
+        if found is None:
+            return state, guard, outputs, 0
+        step, payload = found
+        state = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(state), [jnp.asarray(x) for x in payload["state"]]
+        )
+        guard = Guard(*(jnp.asarray(x) for x in payload["guard"]))
+        history = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(empty), [np.asarray(h)[:step] for h in payload["history"]]
+        )
+        return state, guard, [history], int(step)
+
+    def _empty_outputs(self, state):
+        steps = self.plan.steps
+        dtype = _loss_dtype(state, None)
+        out = {"loss": np.zeros(steps, dtype), "grad_norm": np.zeros(steps, np.float32)}
+        if self.program.record_params:
+            out["params"] = jax.tree_util.tree_map(
+                lambda p: np.zeros((steps, *np.shape(p)), np.asarray(p).dtype), state.params
+            )
+        return out
+
+    def _result(self, state, guard, outputs, compile_time, run_time) -> FitResult:
+        steps = self.plan.steps
+        out = _concat(outputs, steps)
+        stopped, stopped_at = bool(guard.stopped), int(guard.stopped_at)
+        reason = "non-finite"
+        if stopped and np.isfinite(out["loss"][stopped_at]):
+            reason = "max_loss"
+        diverged, at, why = verdict(
+            out["loss"], stopped, stopped_at, reason, self.plan.steps_per_epoch
+        )
+        history = None
+        if self.program.record_params:
+            history = jax.tree_util.tree_map(
+                lambda h, p: np.concatenate([h, np.asarray(p)[None]]), out["params"], state.params
+            )
+        result = FitResult(
+            params=state.params,
+            opt_state=state.opt_state,
+            state=state,
+            losses=out["loss"],
+            grad_norms=out["grad_norm"],
+            diverged=diverged,
+            diverged_at=at,
+            divergence=why,
+            params_history=history,
+            steps=steps,
+            compile_time=compile_time,
+            run_time=run_time,
+        )
+        if diverged and self.on_divergence == "raise":
+            raise _divergence_error(self, result)
+        return result
+
+
+def _shuffled(plan: _batching.Plan, key: jax.Array) -> jax.Array:
+    return _batching.shuffled_indices(key, plan)
+
+
+def _pad_rows(rows: np.ndarray, chunk: int) -> np.ndarray:
+    extra = (-rows.shape[0]) % chunk
+    if extra == 0:
+        return rows.astype(np.int32)
+    return np.concatenate([rows, np.zeros((extra, rows.shape[1]), rows.dtype)]).astype(np.int32)
+
+
+def _payload(state, guard, outputs, steps) -> dict:
+    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``."""
+    history = _concat(outputs, steps)
+    history = jax.tree_util.tree_map(lambda h: _pad_to(np.asarray(h), steps), history)
+    return {
+        "state": jax.tree_util.tree_leaves(state),
+        "guard": list(guard),
+        "history": jax.tree_util.tree_leaves(history),
+    }
+
+
+def _pad_to(array: np.ndarray, steps: int) -> np.ndarray:
+    missing = steps - array.shape[0]
+    if missing <= 0:
+        return array
+    fill = np.zeros((missing, *array.shape[1:]), array.dtype)
+    return np.concatenate([array, fill])
+
+
+def _concat(outputs: list[dict], steps: int) -> dict:
+    out = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:steps], *outputs)
+    return out
+
+
+def _progress_bar(total: int, enabled: bool, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="jgd.fit", leave=True)
+
+
+def _divergence_error(run: _Run, result: FitResult) -> _errors.DivergenceError:
+    hint = ""
+    try:
+        first = (
+            run.data
+            if run.plan.kind == "full"
+            else _batching.gather(run.data, jnp.arange(min(run.plan.num_examples, 1024)))
+        )
+        bound = _curvature_bound(run.program.loss, run.params, first)
+        if math.isfinite(bound):
+            hint = (
+                f" At the initial params the largest stable learning rate for plain GD is "
+                f"about {bound:.4g} (jgd.max_stable_learning_rate)."
+            )
+    except Exception:  # the hint is best effort: a loss may not be twice differentiable
+        hint = ""
+    what = {
+        "non-finite": "a non-finite loss or gradient",
+        "max_loss": "a loss above max_loss",
+        "rose": "the loss rising above its starting value",
+    }[result.divergence]
+    return _errors.DivergenceError(
+        f"the run diverged at step {result.diverged_at} ({what}) with {run.description}.{hint}"
+    )
+
+
+def _curvature_bound(loss, params, batch) -> float:
+    from jgd._curvature import max_stable_learning_rate
+
+    return float(
+        jax.jit(lambda p, b: max_stable_learning_rate(loss, p, b).learning_rate)(params, batch)
+    )
+
+
+def _prepare(
+    loss,
+    params,
+    data,
+    optimizer,
+    learning_rate,
+    batch_size,
+    epochs,
+    order,
+    key,
+    mode,
+    chunk_size,
+    step_size,
+    num_tangents,
+    record_params,
+    on_divergence,
+    max_loss,
+    progress,
+    checkpoint_dir,
+    checkpoint_every,
+    callback,
+) -> _Run:
+    """Checks every argument at the boundary and sets up the run (nothing is traced yet)."""
+    if not callable(loss):
+        raise TypeError(
+            f"loss={_errors.describe(loss)} is not callable; expected loss(params, batch)."
+        )
+    _errors.one_of("mode", mode, MODES)
+    _errors.one_of("on_divergence", on_divergence, ("stop", "raise"))
+    value_and_grad(
+        loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents
+    )  # validates the gradient options
+    _errors.float_params("params", params)
+    m = _batching.num_examples(data)
+    _batching.check_finite(data)
+    plan = _batching.make_plan(m, batch_size, epochs, order)
+    order_rows = _batching.check_order(order, m) if order is not None else None
+    if key is None and (plan.kind == "shuffle" or mode == "forward_gradient"):
+        need = "shuffle the data" if plan.kind == "shuffle" else "draw forward-gradient tangents"
+        raise ValueError(
+            f"key=None, but this run needs a key to {need}; pass key=0 or key=jax.random.key(0)."
+        )
+    key = as_key(0 if key is None else key)
+    if max_loss is not None:
+        max_loss = _errors.positive_float("max_loss", max_loss)
+    if checkpoint_every is not None:
+        checkpoint_every = _errors.positive_int("checkpoint_every", checkpoint_every)
+    if checkpoint_dir is not None and checkpoint_every is None:
+        raise ValueError(
+            "checkpoint_dir is set but checkpoint_every=None; give the number of "
+            "steps between checkpoints, e.g. checkpoint_every=100."
+        )
+    spec = _optim.spec(optimizer, learning_rate)
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
+    data = jax.device_put(jax.tree_util.tree_map(jnp.asarray, data))
+    _errors.scalar_loss(loss, params, _batch_shape(data, plan))
+    chunk = plan.steps
+    if checkpoint_every is not None:
+        chunk = min(checkpoint_every, plan.steps)
+    elif progress or callback is not None:
+        chunk = max(1, math.ceil(plan.steps / 100))
+    program = Program(
+        loss=loss,
+        optimizer=spec.static,
+        mode=mode,
+        grad_options=(
+            ("chunk_size", chunk_size),
+            ("step_size", step_size),
+            ("num_tangents", num_tangents),
+        ),
+        full_batch=plan.kind == "full",
+        chunk=chunk,
+        record_params=bool(record_params),
+    )
+    settings = {
+        "steps": jnp.asarray(plan.steps, jnp.int32),
+        "max_loss": jnp.asarray(jnp.inf if max_loss is None else max_loss, dtype),
+    }
+    checkpoints = None
+    if checkpoint_dir is not None:
+        from jgd._checkpoint import Checkpoints
+
+        checkpoints = Checkpoints(
+            checkpoint_dir,
+            _describe_run(plan, spec, key, params, mode, max_loss, record_params, order_rows),
+        )
+    return _Run(
+        program=program,
+        plan=plan,
+        params=params,
+        data=data,
+        hparams=_optim.as_arrays(spec.hparams, dtype),
+        settings=settings,
+        key=key,
+        order=order_rows,
+        on_divergence=on_divergence,
+        progress=bool(progress),
+        checkpoints=checkpoints,
+        checkpoint_every=checkpoint_every,
+        callback=callback,
+        description=spec.description,
+    )
+
+
+def _batch_shape(data: Any, plan: _batching.Plan) -> Any:
+    """Abstract shapes of one batch, for checking the loss without running it."""
+    return jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct((plan.batch_size, *a.shape[1:]), a.dtype), data
+    )
+
+
+def _describe_run(plan, spec, key, params, mode, max_loss, record_params, order_rows) -> dict:
+    """What must match for a checkpoint to be resumed by this call."""
+    hparams = jax.tree_util.tree_map(lambda v: float(v), spec.hparams)
+    return {
+        "plan": list(plan),
+        "optimizer": spec.description,
+        "hparams": repr(hparams),
+        "key": np.asarray(key).tolist(),
+        "mode": mode,
+        "max_loss": max_loss,
+        "record_params": bool(record_params),
+        "params": [
+            [*list(np.shape(p)), str(jnp.result_type(p))] for p in jax.tree_util.tree_leaves(params)
+        ],
+        "order": None if order_rows is None else hashlib.sha1(order_rows.tobytes()).hexdigest(),
+    }

@@ -1,0 +1,344 @@
+"""Every way of computing a gradient, behind one signature.
+
+``value_and_grad(loss, mode)`` returns ``f(params, batch, *, key=None) -> (value, grads)`` for five
+modes, so they can be swapped, checked against each other (``check_grads``) and benchmarked:
+
+- ``"reverse"``: ``jax.value_and_grad`` (backpropagation): one forward and one backward pass.
+- ``"forward"``: the exact gradient from ``jax.jvp`` along every basis tangent, P passes.
+- ``"forward_gradient"``: ``(∇f·v) v`` for random normal ``v`` (Baydin et al. 2022), an unbiased
+  estimate from one (or ``num_tangents``) jvps.
+- ``"fd_forward"`` / ``"fd_central"``: finite differences, P + 1 and 2P loss evaluations.
+
+The P basis tangents and perturbations are evaluated leaf by leaf with ``jax.lax.map(...,
+batch_size=chunk_size)``: a vmap over ``chunk_size`` of them at a time, so memory stays bounded
+whatever P is. JAX has no finite-difference or basis-jvp gradient of its own (``jax.test_util``'s
+checker only compares along random directions), hence these few functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import _errors
+
+MODES = ("reverse", "forward", "forward_gradient", "fd_forward", "fd_central")
+_TANGENT_BYTES = 64 * 2**20  # default chunk: about 64 MiB of tangents or perturbations per leaf
+
+Loss = Callable[[Any, Any], jax.Array]
+GradFn = Callable[..., tuple[jax.Array, Any]]
+
+
+def value_and_grad(
+    loss: Loss,
+    mode: str = "reverse",
+    *,
+    chunk_size: int | None = None,
+    step_size: float | None = None,
+    num_tangents: int = 1,
+) -> GradFn:
+    """The loss and its gradient, computed by the chosen mode.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      mode: one of ``"reverse"``, ``"forward"``, ``"forward_gradient"``, ``"fd_forward"``,
+        ``"fd_central"``.
+      chunk_size: how many basis tangents (``forward``), perturbations (finite differences) or
+        random tangents (``forward_gradient``) are vmapped at once. ``None`` picks, per leaf, as
+        many as fit in about 64 MiB. Any value >= 1 gives the same gradient.
+      step_size: the relative finite-difference step; the step for a parameter ``x`` is
+        ``step_size * max(1, |x|)``. ``None`` uses ``eps ** (1/2)`` (``fd_forward``) or
+        ``eps ** (1/3)`` (``fd_central``) of the parameter's dtype.
+      num_tangents: random tangents averaged by ``forward_gradient``.
+
+    Returns:
+      ``f(params, batch, *, key=None) -> (value, grads)``, jittable; ``grads`` has the tree
+      structure and dtypes of ``params``. ``forward_gradient`` needs ``key``.
+
+    Raises:
+      ValueError: for an unknown mode or a chunk size, step size or tangent count out of range;
+        ``f`` raises for a missing key, non-float params or a non-scalar loss.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> loss = lambda w, batch: 0.5 * jnp.sum((w - batch) ** 2)
+      >>> f = jgd.value_and_grad(loss, mode="fd_central")
+      >>> value, g = f(jnp.array([0.0, 1.0]), jnp.array([3.0, 3.0]))
+      >>> float(value), [round(float(x), 3) for x in g]
+      (6.5, [-3.0, -2.0])
+    """
+    _errors.one_of("mode", mode, MODES)
+    chunk_size = _errors.positive_int("chunk_size", chunk_size, allow_none=True)
+    num_tangents = _errors.positive_int("num_tangents", num_tangents)
+    if step_size is not None:
+        step_size = _errors.positive_float("step_size", step_size)
+    compute = _MODE_FNS[mode]
+
+    def value_and_grad_fn(params: Any, batch: Any, *, key: jax.Array | None = None):
+        if mode == "forward_gradient" and key is None:
+            raise ValueError(
+                "mode='forward_gradient' draws random tangents and needs key=, e.g. "
+                "key=jax.random.key(0); got key=None."
+            )
+        _errors.float_params("params", params)
+        _errors.scalar_loss(loss, params, batch)
+        options = _Options(chunk_size, step_size, num_tangents)
+        return compute(loss, params, batch, key, options)
+
+    value_and_grad_fn.__name__ = f"value_and_grad_{mode}"
+    return value_and_grad_fn
+
+
+def grad(loss: Loss, mode: str = "reverse", **options: Any) -> Callable[..., Any]:
+    """The gradient alone: ``value_and_grad(loss, mode, **options)`` without the value.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> g = jgd.grad(lambda w, b: jnp.sum(w**2 * b), mode="forward")
+      >>> g(jnp.array([1.0, 2.0]), jnp.array([1.0, 10.0])).tolist()
+      [2.0, 40.0]
+    """
+    fn = value_and_grad(loss, mode, **options)
+
+    def grad_fn(params: Any, batch: Any, *, key: jax.Array | None = None) -> Any:
+        return fn(params, batch, key=key)[1]
+
+    grad_fn.__name__ = f"grad_{mode}"
+    return grad_fn
+
+
+def loss_evaluations(mode: str, num_params: int, num_tangents: int = 1) -> int:
+    """Passes over the loss one gradient costs: forward evaluations, jvps, or forward+backward.
+
+    ``reverse`` is counted as 2 (one forward, one backward pass); ``forward`` as P jvps plus the
+    value; finite differences as P + 1 and 2P evaluations.
+    """
+    _errors.one_of("mode", mode, MODES)
+    return {
+        "reverse": 2,
+        "forward": num_params + 1,
+        "forward_gradient": num_tangents,
+        "fd_forward": num_params + 1,
+        "fd_central": 2 * num_params,
+    }[mode]
+
+
+class _Options(NamedTuple):
+    chunk_size: int | None
+    step_size: float | None
+    num_tangents: int
+
+
+def _reverse(loss, params, batch, key, options):
+    del key, options
+    return jax.value_and_grad(loss)(params, batch)
+
+
+def _chunk(options: _Options, leaf: jax.Array) -> int:
+    if options.chunk_size is not None:
+        return options.chunk_size
+    return int(max(1, min(leaf.size, _TANGENT_BYTES // max(1, leaf.size * leaf.dtype.itemsize))))
+
+
+def _per_leaf(loss, params, batch, options, directional):
+    """Applies ``directional(g, x, j)`` to every flat index ``j`` of every leaf ``x``.
+
+    ``g(x)`` is the loss as a function of that leaf alone (the other leaves are constants, so no
+    tangent work is spent on them). Returns the gradient tree.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    grads = []
+    for i, leaf in enumerate(leaves):
+        leaf = jnp.asarray(leaf)
+
+        def g(x, i=i):
+            return loss(
+                jax.tree_util.tree_unflatten(treedef, [*leaves[:i], x, *leaves[i + 1 :]]), batch
+            )
+
+        def one(j, g=g, leaf=leaf):
+            return directional(g, leaf, j)
+
+        d = jax.lax.map(one, jnp.arange(leaf.size), batch_size=_chunk(options, leaf))
+        grads.append(d.reshape(leaf.shape).astype(leaf.dtype))
+    return jax.tree_util.tree_unflatten(treedef, grads)
+
+
+def _basis(leaf: jax.Array, j: jax.Array) -> jax.Array:
+    return jnp.zeros(leaf.size, leaf.dtype).at[j].set(1).reshape(leaf.shape)
+
+
+def _forward(loss, params, batch, key, options):
+    del key
+
+    def directional(g, leaf, j):
+        return jax.jvp(g, (leaf,), (_basis(leaf, j),))[1]
+
+    return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
+
+
+def _fd_step(options: _Options, leaf: jax.Array, j: jax.Array, power: float) -> jax.Array:
+    rel = options.step_size
+    if rel is None:
+        rel = float(np.finfo(leaf.dtype).eps) ** power
+    x = leaf.reshape(-1)[j]
+    return jnp.asarray(rel, leaf.dtype) * jnp.maximum(1, jnp.abs(x))
+
+
+def _fd_forward(loss, params, batch, key, options):
+    del key
+    value = loss(params, batch)
+
+    def directional(g, leaf, j):
+        h = _fd_step(options, leaf, j, 1 / 2)
+        up = leaf.reshape(-1).at[j].add(h)
+        exact_h = up[j] - leaf.reshape(-1)[j]  # the step the dtype really took
+        return (g(up.reshape(leaf.shape)) - value) / exact_h
+
+    return value, _per_leaf(loss, params, batch, options, directional)
+
+
+def _fd_central(loss, params, batch, key, options):
+    del key
+
+    def directional(g, leaf, j):
+        h = _fd_step(options, leaf, j, 1 / 3)
+        flat = leaf.reshape(-1)
+        up, down = flat.at[j].add(h), flat.at[j].add(-h)
+        return (g(up.reshape(leaf.shape)) - g(down.reshape(leaf.shape))) / (up[j] - down[j])
+
+    return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
+
+
+def _random_tangent(key: jax.Array, params: Any) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    normals = [
+        jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
+        for k, x in zip(keys, leaves, strict=True)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, normals)
+
+
+def _forward_gradient(loss, params, batch, key, options):
+    def one(k):
+        v = _random_tangent(k, params)
+        value, slope = jax.jvp(lambda p: loss(p, batch), (params,), (v,))
+        return value, jax.tree_util.tree_map(lambda t: (slope * t).astype(t.dtype), v)
+
+    keys = jax.random.split(key, options.num_tangents)
+    chunk = options.chunk_size or options.num_tangents
+    values, estimates = jax.lax.map(one, keys, batch_size=min(chunk, options.num_tangents))
+    return values[0], jax.tree_util.tree_map(lambda e: jnp.mean(e, axis=0), estimates)
+
+
+_MODE_FNS = {
+    "reverse": _reverse,
+    "forward": _forward,
+    "forward_gradient": _forward_gradient,
+    "fd_forward": _fd_forward,
+    "fd_central": _fd_central,
+}
+
+
+class GradCheckRow(NamedTuple):
+    """One mode's agreement with reverse mode."""
+
+    mode: str
+    relative_error: float  # ||g - g_reverse|| / ||g_reverse|| over the whole tree
+    max_abs_error: float
+    loss_evaluations: int  # see loss_evaluations()
+
+
+class GradCheck(NamedTuple):
+    """What ``check_grads`` found: a row per mode, printable as a table."""
+
+    rows: tuple[GradCheckRow, ...]
+    num_params: int
+    dtype: str
+
+    def __getitem__(self, mode):  # type: ignore[override]
+        if isinstance(mode, str):
+            for row in self.rows:
+                if row.mode == mode:
+                    return row
+            raise KeyError(f"mode {mode!r} was not checked; checked: {[r.mode for r in self.rows]}")
+        return tuple.__getitem__(self, mode)
+
+    def __str__(self) -> str:
+        head = f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), vs reverse mode"
+        lines = [head, f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"]
+        for r in self.rows:
+            lines.append(
+                f"{r.mode:<18}{r.relative_error:>12.2e}{r.max_abs_error:>14.2e}"
+                f"{r.loss_evaluations:>12,}"
+            )
+        return "\n".join(lines)
+
+
+def check_grads(
+    loss: Loss,
+    params: Any,
+    batch: Any,
+    *,
+    modes: tuple[str, ...] = MODES,
+    key: jax.Array | None = None,
+    num_tangents: int = 1,
+    chunk_size: int | None = None,
+    step_size: float | None = None,
+) -> GradCheck:
+    """Every gradient mode against reverse mode, as data and as a readable table.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      params: a pytree of float arrays.
+      batch: the batch the loss is evaluated on.
+      modes: which modes to compare (reverse mode is the reference).
+      key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
+      num_tangents, chunk_size, step_size: passed to ``value_and_grad``.
+
+    Returns:
+      A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> loss = lambda w, b: jnp.sum(jnp.sin(w) * b)
+      >>> report = jgd.check_grads(loss, jnp.ones(3), jnp.arange(3.0), modes=("forward",))
+      >>> report["forward"].relative_error < 1e-6
+      True
+    """
+    for mode in modes:
+        _errors.one_of("modes[...]", mode, MODES)
+    if key is None:
+        key = jax.random.key(0)
+    reference = jax.jit(grad(loss, "reverse"))(params, batch)
+    ref = _flat64(reference)
+    rows = []
+    for mode in modes:
+        fn = jax.jit(
+            grad(loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents)
+        )
+        got = _flat64(fn(params, batch, key=key))
+        err = got - ref
+        rows.append(
+            GradCheckRow(
+                mode=mode,
+                relative_error=float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-300)),
+                max_abs_error=float(np.max(np.abs(err))) if err.size else 0.0,
+                loss_evaluations=loss_evaluations(mode, ref.size, num_tangents),
+            )
+        )
+    dtype = str(jnp.result_type(*jax.tree_util.tree_leaves(params)))
+    return GradCheck(tuple(rows), int(ref.size), dtype)
+
+
+def _flat64(tree: Any) -> np.ndarray:
+    leaves = [np.asarray(x, np.float64).ravel() for x in jax.tree_util.tree_leaves(tree)]
+    return np.concatenate(leaves) if leaves else np.zeros(0)
