@@ -10,6 +10,7 @@ when a progress bar or checkpoints are asked for).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import time
@@ -111,14 +112,13 @@ def make_step(
         value, grads = value_and_grad_fn(state.params, batch, key=sub)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        sq = sum(
-            jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree_util.tree_leaves(grads)
+        # max |g| is finite iff every entry is (NaN propagates); a sum of squares could overflow.
+        finite = functools.reduce(
+            jnp.logical_and,
+            [jnp.isfinite(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(grads)],
+            jnp.isfinite(value),
         )
-        metrics = {
-            "loss": value,
-            "grad_norm": jnp.sqrt(sq),
-            "finite": jnp.isfinite(value) & jnp.isfinite(sq),
-        }
+        metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), "finite": finite}
         return TrainState(params, opt_state, state.step + 1, key), metrics
 
     return step
@@ -129,6 +129,7 @@ class Guard(NamedTuple):
 
     stopped: jax.Array  # bool: a step hit a non-finite loss/gradient or max_loss; no more updates
     stopped_at: jax.Array  # int32: that step, or -1
+    reason: jax.Array  # int32: 0 none, 1 non-finite, 2 above max_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,9 +179,11 @@ def run_chunk(
         def update(carry):
             state, guard = carry
             new, metrics = step_fn(state, batch)
-            ok = metrics["finite"] & (metrics["loss"] <= settings["max_loss"])
+            too_big = metrics["loss"] > settings["max_loss"]
+            ok = metrics["finite"] & ~too_big
             state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, state)
-            guard = Guard(~ok, jnp.where(ok, -1, t).astype(jnp.int32))
+            reason = jnp.where(metrics["finite"], jnp.where(too_big, 2, 0), 1).astype(jnp.int32)
+            guard = Guard(~ok, jnp.where(ok, -1, t).astype(jnp.int32), reason)
             return (state, guard), (metrics["loss"], metrics["grad_norm"])
 
         def skip(carry):
@@ -241,15 +244,23 @@ class FitResult:
     run_time: float
 
 
-def verdict(losses: np.ndarray, stopped: bool, stopped_at: int, reason: str, window: int):
+def new_guard() -> Guard:
+    """The guard of a run that has not stopped."""
+    return Guard(jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros((), jnp.int32))
+
+
+_REASONS = {1: "non-finite", 2: "max_loss"}
+
+
+def verdict(losses: np.ndarray, guard: Guard, window: int):
     """(diverged, diverged_at, divergence) from the guard and the loss curve.
 
     Besides a blow-up, a run diverged when it ended above where it started: the mean batch loss
     of its last ``window`` steps (one epoch) exceeds that of its first ``window`` steps. It is then
     dated at the first step from which the loss never returned below the starting level.
     """
-    if stopped:
-        return True, int(stopped_at), reason
+    if bool(guard.stopped):
+        return True, int(guard.stopped_at), _REASONS[int(guard.reason)]
     window = max(1, min(window, len(losses) // 2 or 1))
     start, end = np.nanmean(losses[:window]), np.nanmean(losses[-window:])
     if len(losses) > window and end > start:
@@ -349,7 +360,7 @@ class _Run:
             init_state, self.program, self.params, self.hparams, self.key
         )
         compile_time += seconds
-        guard = Guard(jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+        guard = new_guard()
         outputs: list[dict] = []
         state, guard, outputs, start = self._resume(state, guard, outputs)
         bar = _progress_bar(self.plan.steps, self.progress, start)
@@ -433,13 +444,7 @@ class _Run:
     def _result(self, state, guard, outputs, compile_time, run_time) -> FitResult:
         steps = self.plan.steps
         out = _concat(outputs, steps)
-        stopped, stopped_at = bool(guard.stopped), int(guard.stopped_at)
-        reason = "non-finite"
-        if stopped and np.isfinite(out["loss"][stopped_at]):
-            reason = "max_loss"
-        diverged, at, why = verdict(
-            out["loss"], stopped, stopped_at, reason, self.plan.steps_per_epoch
-        )
+        diverged, at, why = verdict(out["loss"], guard, self.plan.steps_per_epoch)
         history = None
         if self.program.record_params:
             history = jax.tree_util.tree_map(

@@ -199,7 +199,8 @@ def _fd_forward(loss, params, batch, key, options):
         h = _fd_step(options, leaf, j, 1 / 2)
         up = leaf.reshape(-1).at[j].add(h)
         exact_h = up[j] - leaf.reshape(-1)[j]  # the step the dtype really took
-        return (g(up.reshape(leaf.shape)) - value) / exact_h
+        diff = g(up.reshape(leaf.shape)) - value
+        return diff / exact_h.astype(diff.dtype)
 
     return value, _per_leaf(loss, params, batch, options, directional)
 
@@ -211,7 +212,8 @@ def _fd_central(loss, params, batch, key, options):
         h = _fd_step(options, leaf, j, 1 / 3)
         flat = leaf.reshape(-1)
         up, down = flat.at[j].add(h), flat.at[j].add(-h)
-        return (g(up.reshape(leaf.shape)) - g(down.reshape(leaf.shape))) / (up[j] - down[j])
+        diff = g(up.reshape(leaf.shape)) - g(down.reshape(leaf.shape))
+        return diff / (up[j] - down[j]).astype(diff.dtype)
 
     return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
 
@@ -230,7 +232,7 @@ def _forward_gradient(loss, params, batch, key, options):
     def one(k):
         v = _random_tangent(k, params)
         value, slope = jax.jvp(lambda p: loss(p, batch), (params,), (v,))
-        return value, jax.tree_util.tree_map(lambda t: (slope * t).astype(t.dtype), v)
+        return value, jax.tree_util.tree_map(lambda t: slope.astype(t.dtype) * t, v)
 
     keys = jax.random.split(key, options.num_tangents)
     chunk = options.chunk_size or options.num_tangents

@@ -154,7 +154,7 @@ def _run_many(static, params, hparams, keys, settings, data, order):
     def one(h, k):
         state = _fit.init_state(program, params, h, k)
         indices = _batching.shuffled_indices(k, plan) if plan.kind == "shuffle" else order
-        guard = _fit.Guard(jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+        guard = _fit.new_guard()
         return _fit.run_chunk(
             program, state, guard, h, settings, data, indices, jnp.zeros((), jnp.int32)
         )
@@ -163,16 +163,13 @@ def _run_many(static, params, hparams, keys, settings, data, order):
 
 
 def _result(first, runs, state, guard, out, compile_time, run_time) -> SweepResult:
-    stopped, stopped_at = np.asarray(guard.stopped), np.asarray(guard.stopped_at)
-    verdicts = []
-    for r in range(len(runs)):
-        losses = out["loss"][r]
-        reason = "max_loss" if stopped[r] and np.isfinite(losses[stopped_at[r]]) else "non-finite"
-        verdicts.append(
-            _fit.verdict(
-                losses, bool(stopped[r]), int(stopped_at[r]), reason, first.plan.steps_per_epoch
-            )
+    guards = jax.device_get(guard)
+    verdicts = [
+        _fit.verdict(
+            out["loss"][r], _fit.Guard(*(g[r] for g in guards)), first.plan.steps_per_epoch
         )
+        for r in range(len(runs))
+    ]
     history = None
     if first.program.record_params:
         history = jax.tree_util.tree_map(

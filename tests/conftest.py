@@ -1,0 +1,53 @@
+"""Shared fixtures and strict settings.
+
+Warnings are errors (pyproject.toml). Float64 tests run inside ``jax.enable_x64(True)`` so the rest
+of the suite sees JAX's defaults, as users do. Tests that check dtypes use strict promotion.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def x64():
+    """Float64 inside the test only."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def strict_promotion():
+    with jax.numpy_dtype_promotion("strict"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def line_data():
+    """Seed 003's line fit: m = 100, NumPy default_rng(0); θ* = [1.961, 0.998]."""
+    rng = np.random.default_rng(0)
+    m = 100
+    x = rng.uniform(0, 1, m)
+    y = 2.0 * x + 1.0 + rng.normal(0, 0.3, m)
+    X = np.c_[x, np.ones(m)]
+    return X, y, np.linalg.solve(X.T @ X, X.T @ y)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The shared real MNIST subset, when this checkout has it (CI does; a user's machine not)."""
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found at {SHARED_MNIST} (only CI and dev checkouts have it)")
+    return SHARED_MNIST
+
+
+def pytest_configure(config):
+    os.environ.setdefault("MPLBACKEND", "Agg")

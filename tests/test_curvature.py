@@ -1,0 +1,49 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jgd
+
+
+def test_hvp_matches_the_explicit_hessian(x64):
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 5))
+
+    def loss(w, batch):
+        return jnp.sum(jnp.sin(w) * batch) + 0.5 * w @ (A @ A.T) @ w + jnp.sum(w**4)
+
+    w, v, batch = jnp.asarray(rng.normal(size=5)), jnp.asarray(rng.normal(size=5)), jnp.arange(5.0)
+    H = jax.hessian(loss)(w, batch)
+    np.testing.assert_allclose(jgd.hvp(loss, w, batch, v), H @ v, rtol=1e-12)
+
+
+def test_bowl_bound_is_two():
+    bound = jgd.max_stable_learning_rate(lambda w, b: 0.5 * (w - 3.0) ** 2, jnp.array(-2.0), None)
+    np.testing.assert_allclose(bound.learning_rate, 2.0, rtol=1e-6)
+    np.testing.assert_allclose(bound.eigenvalue, 1.0, rtol=1e-6)
+
+
+def test_line_fit_bound_matches_closed_form(line_data, x64):
+    X, y, _ = line_data
+    loss = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+    bound = jgd.max_stable_learning_rate(loss, jnp.array([-1.0, -1.0]), (X, y))
+    lam = np.linalg.eigvalsh(2 * X.T @ X / len(X)).max()
+    np.testing.assert_allclose(bound.eigenvalue, lam, rtol=1e-8)
+    np.testing.assert_allclose(bound.learning_rate, 2 / lam, rtol=1e-8)
+
+
+def test_bound_is_where_gd_starts_to_diverge(line_data):
+    X, y, _ = line_data
+    loss = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+    lr = float(jgd.max_stable_learning_rate(loss, jnp.array([-1.0, -1.0]), (X, y)).learning_rate)
+    import optax
+
+    result = jgd.sweep(loss, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
+                       learning_rate=[0.95 * lr, 1.05 * lr], epochs=300)
+    assert result.diverged.tolist() == [False, True]
+
+
+def test_bound_is_jittable_and_handles_concave_loss():
+    f = jax.jit(lambda w: jgd.max_stable_learning_rate(lambda p, b: -jnp.sum(p**2), w, None))
+    bound = f(jnp.ones(3))
+    assert float(bound.eigenvalue) < 0 and np.isinf(bound.learning_rate)
