@@ -3,7 +3,7 @@
 The public API; everything else lives in private modules. See README.md for a tour.
 """
 
-from jgd import losses, schedules
+from jgd import data, losses, models, schedules
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._errors import DivergenceError
@@ -25,12 +25,14 @@ __all__ = [
     "TrainState",
     "check_grads",
     "compile_count",
+    "data",
     "fit",
     "grad",
     "hvp",
     "losses",
     "make_step",
     "max_stable_learning_rate",
+    "models",
     "per_example",
     "schedules",
     "sweep",

@@ -38,8 +38,14 @@ def test_bound_is_where_gd_starts_to_diverge(line_data):
     lr = float(jgd.max_stable_learning_rate(loss, jnp.array([-1.0, -1.0]), (X, y)).learning_rate)
     import optax
 
-    result = jgd.sweep(loss, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                       learning_rate=[0.95 * lr, 1.05 * lr], epochs=300)
+    result = jgd.sweep(
+        loss,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=[0.95 * lr, 1.05 * lr],
+        epochs=300,
+    )
     assert result.diverged.tolist() == [False, True]
 
 

@@ -48,10 +48,21 @@ def numpy_descend(X, y, batch_size, epochs, eta, seed=0):
 
 
 def test_bowl_fifteen_steps_gives_2_9763():
-    result = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.3,
-                     epochs=15, record_params=True)
+    result = jgd.fit(
+        bowl,
+        jnp.array(-2.0),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=0.3,
+        epochs=15,
+        record_params=True,
+    )
     assert f"{float(result.params):.4f}" == "2.9763"
-    np.testing.assert_allclose(result.params_history, -2.0 * 0.7 ** np.arange(16) + 3 * (1 - 0.7 ** np.arange(16)), rtol=1e-6)
+    np.testing.assert_allclose(
+        result.params_history,
+        -2.0 * 0.7 ** np.arange(16) + 3 * (1 - 0.7 ** np.arange(16)),
+        rtol=1e-6,
+    )
 
 
 def test_line_fit_optimum(line_data):
@@ -63,8 +74,9 @@ def test_full_mini_and_sgd_land_where_the_numpy_loop_lands(line_data, batch_size
     X, y, _ = line_data
     expected = numpy_descend(X, y, batch_size, epochs, eta)
     order = seed_orders(0, len(y), epochs, batch_size)
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                     learning_rate=eta, order=order)
+    result = jgd.fit(
+        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=eta, order=order
+    )
     np.testing.assert_allclose(result.params, expected, rtol=2e-5, atol=2e-5)
     assert result.steps == len(order)
 
@@ -73,15 +85,22 @@ def test_full_mini_and_sgd_land_where_the_numpy_loop_lands(line_data, batch_size
 def test_noise_ball_final_distances(line_data, decay, printed):
     X, y, theta_star = line_data
     order = seed_orders(1, len(y), 40, 1)
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                     learning_rate=jgd.schedules.inverse_time_decay(0.1, decay), order=order)
+    result = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=jgd.schedules.inverse_time_decay(0.1, decay),
+        order=order,
+    )
     assert f"{np.linalg.norm(np.asarray(result.params) - theta_star):.3f}" == printed
 
 
 def test_full_batch_matches_the_torch_seed_loop(line_data):
     X, y, theta_star = line_data  # seed 003: 200 epochs of torch.optim.SGD(lr=0.4) on all data
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.4,
-                     epochs=200)
+    result = jgd.fit(
+        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.4, epochs=200
+    )
     assert [f"{v:.3f}" for v in np.asarray(result.params)] == ["1.961", "0.998"]
     assert [f"{v:.3f}" for v in theta_star] == ["1.961", "0.998"]
 
@@ -97,13 +116,17 @@ def _logistic_problem():
 
     def loss(w, batch):
         Xb, yb = batch
-        return jnp.mean(jax.vmap(jgd.losses.sigmoid_cross_entropy)(Xb @ w, yb)) + 0.01 * jnp.sum(w**2)
+        return jnp.mean(jax.vmap(jgd.losses.sigmoid_cross_entropy)(Xb @ w, yb)) + 0.01 * jnp.sum(
+            w**2
+        )
 
     def np_loss(w):
         z = X @ w
         return np.mean(np.logaddexp(0, z) - y * z) + 0.01 * np.sum(w**2)
 
-    optimum = scipy.optimize.minimize(np_loss, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+    optimum = scipy.optimize.minimize(
+        np_loss, np.zeros(3), method="BFGS", options={"gtol": 1e-10}
+    ).x
     return loss, jnp.zeros(3), (X, y), optimum
 
 
@@ -127,10 +150,24 @@ OPTIMIZERS = {
 # (learning rate, steps) per optimizer and problem; tolerance 1e-3 on every coordinate.
 TABLE = {
     "bowl": {"sgd": (0.5, 300), "momentum": (0.1, 300), "nesterov": (0.1, 300), "adam": (0.1, 300)},
-    "line": {"sgd": (0.4, 300), "momentum": (0.05, 300), "nesterov": (0.05, 300), "adam": (0.05, 2000)},
-    "logistic": {"sgd": (1.0, 300), "momentum": (0.1, 300), "nesterov": (0.1, 300), "adam": (0.05, 300)},
-    "rosenbrock": {"sgd": (1e-3, 20000), "momentum": (1e-4, 20000), "nesterov": (1e-4, 20000),
-                   "adam": (0.01, 20000)},
+    "line": {
+        "sgd": (0.4, 300),
+        "momentum": (0.05, 300),
+        "nesterov": (0.05, 300),
+        "adam": (0.05, 2000),
+    },
+    "logistic": {
+        "sgd": (1.0, 300),
+        "momentum": (0.1, 300),
+        "nesterov": (0.1, 300),
+        "adam": (0.05, 300),
+    },
+    "rosenbrock": {
+        "sgd": (1e-3, 20000),
+        "momentum": (1e-4, 20000),
+        "nesterov": (1e-4, 20000),
+        "adam": (0.01, 20000),
+    },
 }
 
 
@@ -144,14 +181,28 @@ def test_convergence_table(line_data, problem, name):
     np.testing.assert_allclose(result.params, optimum, atol=1e-3)
 
 
-@pytest.mark.parametrize("batch_size,epochs,schedule", [
-    (None, 300, 0.4), (10, 200, jgd.schedules.inverse_time_decay(0.2, 0.01)),
-    (1, 100, jgd.schedules.inverse_time_decay(0.1, 0.01)),
-])
-def test_full_mini_and_sgd_all_reach_the_least_squares_optimum(line_data, batch_size, epochs, schedule):
+@pytest.mark.parametrize(
+    "batch_size,epochs,schedule",
+    [
+        (None, 300, 0.4),
+        (10, 200, jgd.schedules.inverse_time_decay(0.2, 0.01)),
+        (1, 100, jgd.schedules.inverse_time_decay(0.1, 0.01)),
+    ],
+)
+def test_full_mini_and_sgd_all_reach_the_least_squares_optimum(
+    line_data, batch_size, epochs, schedule
+):
     X, y, theta_star = line_data
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                     learning_rate=schedule, batch_size=batch_size, epochs=epochs, key=0)
+    result = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=schedule,
+        batch_size=batch_size,
+        epochs=epochs,
+        key=0,
+    )
     np.testing.assert_allclose(result.params, theta_star, atol=0.01)
 
 
@@ -161,9 +212,19 @@ def test_every_gradient_mode_drives_the_engine(line_data, mode):
     # Full batch: the forward gradient's noise scales with ||g||, so a constant rate converges;
     # its second moment is (P + 2)||g||², so the stable rate is about (P + 2) = 4 times smaller.
     lr = 0.1 if mode == "forward_gradient" else 0.4
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=lr,
-                     epochs=3000 if mode == "forward_gradient" else 300, mode=mode, key=3)
-    np.testing.assert_allclose(result.params, theta_star, atol=0.05 if mode == "forward_gradient" else 1e-3)
+    result = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=lr,
+        epochs=3000 if mode == "forward_gradient" else 300,
+        mode=mode,
+        key=3,
+    )
+    np.testing.assert_allclose(
+        result.params, theta_star, atol=0.05 if mode == "forward_gradient" else 1e-3
+    )
 
 
 # --- compiled means compiled ------------------------------------------------------------------
@@ -171,8 +232,9 @@ def test_every_gradient_mode_drives_the_engine(line_data, mode):
 
 def test_new_learning_rate_schedule_or_key_does_not_recompile(line_data, caplog):
     X, y, _ = line_data
-    run = functools.partial(jgd.fit, LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                            batch_size=10, epochs=5)
+    run = functools.partial(
+        jgd.fit, LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, batch_size=10, epochs=5
+    )
     first = run(learning_rate=jgd.schedules.inverse_time_decay(0.1, 0.01), key=0)
     assert first.compile_time > 0
     before = jgd.compile_count()
@@ -191,8 +253,9 @@ def test_new_learning_rate_schedule_or_key_does_not_recompile(line_data, caplog)
 
 
 def test_plain_learning_rate_change_does_not_recompile():
-    run = functools.partial(jgd.fit, bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.adam,
-                            epochs=17)
+    run = functools.partial(
+        jgd.fit, bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.adam, epochs=17
+    )
     run(learning_rate=0.1)
     before = jgd.compile_count()
     result = run(learning_rate=0.2)
@@ -204,8 +267,15 @@ def test_plain_learning_rate_change_does_not_recompile():
 
 def test_blow_up_stops_updates_and_keeps_the_last_finite_params():
     quartic = lambda w, b: jnp.sum(w**4)  # noqa: E731  (GD on w^4 explodes for a large step)
-    result = jgd.fit(quartic, jnp.array([1.0]), jnp.zeros(1), optimizer=optax.sgd,
-                     learning_rate=1.0, epochs=20, record_params=True)
+    result = jgd.fit(
+        quartic,
+        jnp.array([1.0]),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=1.0,
+        epochs=20,
+        record_params=True,
+    )
     assert result.diverged and result.divergence == "non-finite"
     t = result.diverged_at
     assert 0 < t < 20
@@ -216,24 +286,44 @@ def test_blow_up_stops_updates_and_keeps_the_last_finite_params():
 
 
 def test_max_loss_counts_as_a_blow_up():
-    result = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=2.1,
-                     epochs=30, max_loss=100.0)
+    result = jgd.fit(
+        bowl,
+        jnp.array(-2.0),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=2.1,
+        epochs=30,
+        max_loss=100.0,
+    )
     assert result.diverged and result.divergence == "max_loss"
     assert result.losses[result.diverged_at] > 100 >= result.losses[result.diverged_at - 1]
 
 
 def test_raise_names_the_step_the_learning_rate_and_the_bound():
     with pytest.raises(jgd.DivergenceError, match=r"step 1 .*learning_rate=2\.1.*about 2\b"):
-        jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=2.1,
-                epochs=30, on_divergence="raise")
+        jgd.fit(
+            bowl,
+            jnp.array(-2.0),
+            jnp.zeros(1),
+            optimizer=optax.sgd,
+            learning_rate=2.1,
+            epochs=30,
+            on_divergence="raise",
+        )
 
 
 # --- sweep ------------------------------------------------------------------------------------
 
 
 def test_seed_learning_rate_figure_is_one_sweep():
-    result = jgd.sweep(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd,
-                       learning_rate=[0.1, 0.6, 1.9, 2.1], epochs=30)
+    result = jgd.sweep(
+        bowl,
+        jnp.array(-2.0),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=[0.1, 0.6, 1.9, 2.1],
+        epochs=30,
+    )
     assert result.diverged.tolist() == [False, False, False, True]
     assert result.losses.shape == (4, 30)
 
@@ -241,11 +331,14 @@ def test_seed_learning_rate_figure_is_one_sweep():
 def test_sweep_equals_the_same_fits_one_by_one(line_data):
     X, y, _ = line_data
     common = dict(optimizer=functools.partial(optax.sgd, momentum=0.5), batch_size=7, epochs=4)
-    result = jgd.sweep(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=[0.05, 0.2],
-                       seeds=[0, 3], **common)
+    result = jgd.sweep(
+        LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=[0.05, 0.2], seeds=[0, 3], **common
+    )
     assert len(result) == 4 and result.seed == [0, 3, 0, 3]
     for i, (lr, seed) in enumerate(zip(result.learning_rate, result.seed, strict=True)):
-        single = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=lr, key=seed, **common)
+        single = jgd.fit(
+            LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=lr, key=seed, **common
+        )
         np.testing.assert_allclose(result.params[i], single.params, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(result.losses[i], single.losses, rtol=1e-6, atol=1e-7)
 
@@ -254,9 +347,16 @@ def test_sweep_over_schedules_and_256_seeds_is_one_compile(line_data):
     X, y, theta_star = line_data
     S = jgd.schedules
     before = jgd.compile_count()
-    result = jgd.sweep(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd,
-                       learning_rate=[S.inverse_time_decay(0.1, 0.0), S.inverse_time_decay(0.1, 0.01)],
-                       seeds=range(256), batch_size=1, epochs=40)
+    result = jgd.sweep(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=[S.inverse_time_decay(0.1, 0.0), S.inverse_time_decay(0.1, 0.01)],
+        seeds=range(256),
+        batch_size=1,
+        epochs=40,
+    )
     assert jgd.compile_count() == before + 1
     dist = np.linalg.norm(np.asarray(result.params) - theta_star, axis=1).reshape(2, 256)
     assert np.median(dist[1]) < 0.25 * np.median(dist[0])
@@ -282,23 +382,45 @@ def test_order_is_replayed_exactly_like_a_python_loop(line_data):
 
 def test_full_batch_equals_one_batch_of_everything(line_data):
     X, y, _ = line_data
-    full = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.3, epochs=5)
-    whole = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.3,
-                    order=np.tile(np.arange(100), (5, 1)))
+    full = jgd.fit(
+        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.3, epochs=5
+    )
+    whole = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=0.3,
+        order=np.tile(np.arange(100), (5, 1)),
+    )
     np.testing.assert_allclose(full.params, whole.params, rtol=1e-6)
 
 
 def test_shuffled_epochs_visit_every_example_once(line_data):
     X, y, _ = line_data
     ids = np.arange(100, dtype=np.float32)
-    seen = jgd.fit(lambda p, b: jnp.sum(p) * 0 + jnp.mean(b[1]) * 0 + jnp.sum(p**2),
-                   jnp.zeros(1), (X, ids), optimizer=optax.sgd, learning_rate=0.1,
-                   batch_size=10, epochs=3, key=0)
+    seen = jgd.fit(
+        lambda p, b: jnp.sum(p) * 0 + jnp.mean(b[1]) * 0 + jnp.sum(p**2),
+        jnp.zeros(1),
+        (X, ids),
+        optimizer=optax.sgd,
+        learning_rate=0.1,
+        batch_size=10,
+        epochs=3,
+        key=0,
+    )
     assert seen.steps == 30
     # the ids seen per step are recovered through a loss that reports them
-    probe = jgd.fit(lambda p, b: jnp.sum(p**2) + jax.lax.stop_gradient(jnp.sum(b[1]) * 0 + b[1][0]),
-                    jnp.zeros(1), (X, ids), optimizer=optax.sgd, learning_rate=0.0 + 1e-9,
-                    batch_size=1, epochs=3, key=0)
+    probe = jgd.fit(
+        lambda p, b: jnp.sum(p**2) + jax.lax.stop_gradient(jnp.sum(b[1]) * 0 + b[1][0]),
+        jnp.zeros(1),
+        (X, ids),
+        optimizer=optax.sgd,
+        learning_rate=0.0 + 1e-9,
+        batch_size=1,
+        epochs=3,
+        key=0,
+    )
     first = probe.losses.astype(int).reshape(3, 100)
     for epoch in first:
         assert sorted(epoch.tolist()) == list(range(100))
@@ -307,8 +429,16 @@ def test_shuffled_epochs_visit_every_example_once(line_data):
 
 def test_short_last_batch_is_left_out_and_documented(line_data):
     X, y, _ = line_data
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.1,
-                     batch_size=30, epochs=2, key=0)
+    result = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=0.1,
+        batch_size=30,
+        epochs=2,
+        key=0,
+    )
     assert result.steps == 2 * (100 // 30)
 
 
@@ -318,8 +448,16 @@ def test_short_last_batch_is_left_out_and_documented(line_data):
 def test_interrupted_run_resumes_bit_identical(tmp_path, line_data):
     X, y, _ = line_data
     run = functools.partial(
-        jgd.fit, LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.adam, learning_rate=0.05,
-        batch_size=10, epochs=10, key=1, checkpoint_every=20,
+        jgd.fit,
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.adam,
+        learning_rate=0.05,
+        batch_size=10,
+        epochs=10,
+        key=1,
+        checkpoint_every=20,
     )
     whole = run(checkpoint_dir=tmp_path / "whole")
 
@@ -333,7 +471,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, line_data):
     np.testing.assert_array_equal(resumed.params, whole.params)
     np.testing.assert_array_equal(resumed.losses, whole.losses)
     np.testing.assert_array_equal(
-        jax.tree_util.tree_leaves(resumed.opt_state)[1], jax.tree_util.tree_leaves(whole.opt_state)[1]
+        jax.tree_util.tree_leaves(resumed.opt_state)[1],
+        jax.tree_util.tree_leaves(whole.opt_state)[1],
     )
 
 
@@ -345,17 +484,32 @@ def test_resuming_with_other_arguments_is_refused(tmp_path):
 
 
 def test_progress_bar_shows_and_changes_nothing(capsys):
-    quiet = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.3, epochs=50)
-    shown = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.3,
-                    epochs=50, progress=True)
+    quiet = jgd.fit(
+        bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.3, epochs=50
+    )
+    shown = jgd.fit(
+        bowl,
+        jnp.array(-2.0),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=0.3,
+        epochs=50,
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert "50/50" in err and "loss=" in err
     np.testing.assert_array_equal(quiet.losses, shown.losses)
 
 
 def test_compile_and_run_time_are_kept_apart():
-    result = jgd.fit(lambda w, b: jnp.sum(w**2), jnp.ones(3), jnp.zeros(1), optimizer=optax.sgd,
-                     learning_rate=0.01, epochs=123)
+    result = jgd.fit(
+        lambda w, b: jnp.sum(w**2),
+        jnp.ones(3),
+        jnp.zeros(1),
+        optimizer=optax.sgd,
+        learning_rate=0.01,
+        epochs=123,
+    )
     assert result.compile_time > 0 and result.run_time > 0
 
 
@@ -386,22 +540,28 @@ def test_bad_schedule_arguments(args, match):
 X3, Y3 = np.zeros((10, 2), np.float32), np.zeros(10, np.float32)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(data=(X3, np.zeros(9))), r"disagree.*data\[0\]: 10, data\[1\]: 9"),
-    (dict(data=(X3[:0], Y3[:0])), "data is empty"),
-    (dict(batch_size=0), r"batch_size=0 .*>= 1"),
-    (dict(batch_size=11), r"batch_size=11 is larger than the number of examples \(10\)"),
-    (dict(epochs=0), r"epochs=0"),
-    (dict(order=np.zeros((3,), int)), r"order has shape \(3,\)"),
-    (dict(order=np.array([[0, 10]])), r"order holds index 10, outside \[0, 10\)"),
-    (dict(learning_rate=float("nan")), r"learning_rate=nan .*finite number > 0"),
-    (dict(learning_rate=-0.1), r"learning_rate=-0.1"),
-    (dict(batch_size=2, key=None), "needs a key to shuffle"),
-    (dict(mode="sideways"), "mode='sideways'"),
-    (dict(data=(np.array([[0.0, 1], [np.nan, 2]] * 5), Y3)), r"data\[0\] has a non-finite value .* row 1"),
-    (dict(on_divergence="ignore"), "on_divergence='ignore'"),
-    (dict(checkpoint_dir="x"), "checkpoint_every=None"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(data=(X3, np.zeros(9))), r"disagree.*data\[0\]: 10, data\[1\]: 9"),
+        (dict(data=(X3[:0], Y3[:0])), "data is empty"),
+        (dict(batch_size=0), r"batch_size=0 .*>= 1"),
+        (dict(batch_size=11), r"batch_size=11 is larger than the number of examples \(10\)"),
+        (dict(epochs=0), r"epochs=0"),
+        (dict(order=np.zeros((3,), int)), r"order has shape \(3,\)"),
+        (dict(order=np.array([[0, 10]])), r"order holds index 10, outside \[0, 10\)"),
+        (dict(learning_rate=float("nan")), r"learning_rate=nan .*finite number > 0"),
+        (dict(learning_rate=-0.1), r"learning_rate=-0.1"),
+        (dict(batch_size=2, key=None), "needs a key to shuffle"),
+        (dict(mode="sideways"), "mode='sideways'"),
+        (
+            dict(data=(np.array([[0.0, 1], [np.nan, 2]] * 5), Y3)),
+            r"data\[0\] has a non-finite value .* row 1",
+        ),
+        (dict(on_divergence="ignore"), "on_divergence='ignore'"),
+        (dict(checkpoint_dir="x"), "checkpoint_every=None"),
+    ],
+)
 def test_bad_fit_arguments_fail_at_the_call(kwargs, match):
     call = dict(data=(X3, Y3), optimizer=optax.sgd, learning_rate=0.1)
     call.update(kwargs)

@@ -42,7 +42,9 @@ def rel_error(got, want):
 
 
 @pytest.mark.parametrize("shapes", SHAPES)
-@pytest.mark.parametrize("mode,tol", [("forward", 1e-10), ("fd_central", 1e-6), ("fd_forward", 1e-4)])
+@pytest.mark.parametrize(
+    "mode,tol", [("forward", 1e-10), ("fd_central", 1e-6), ("fd_forward", 1e-4)]
+)
 def test_modes_match_reverse_in_float64(x64, shapes, mode, tol):
     params = random_tree(shapes, seed=len(str(shapes)))
     batch = (jnp.float64(1.3), jnp.float64(0.7))
@@ -62,7 +64,9 @@ def test_chunk_sizes_that_do_not_divide_p_give_the_same_gradient(x64, chunk, mod
     # Finite differences carry rounding noise of eps*|f|/h (~1e-7 for fd_forward in float64) that
     # XLA's fusion choices move slightly; a wrong chunk (a missed or repeated index) would be O(1).
     rtol = {"forward": 1e-13, "fd_forward": 1e-9, "fd_central": 1e-11}[mode]
-    for a, b in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(chunked), strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(chunked), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
 
 
@@ -84,14 +88,19 @@ def test_float32_modes_are_close_to_reverse(mode):
     params = random_tree({"a": (3, 4)}, seed=3, dtype=jnp.float32)
     batch = (jnp.float32(1.1), jnp.float32(0.3))
     tol = {"forward": 1e-6, "fd_central": 1e-3}[mode]
-    assert rel_error(jgd.grad(smooth_loss, mode)(params, batch), jax.grad(smooth_loss)(params, batch)) < tol
+    assert (
+        rel_error(jgd.grad(smooth_loss, mode)(params, batch), jax.grad(smooth_loss)(params, batch))
+        < tol
+    )
 
 
 def test_forward_gradient_is_unbiased_averaged_over_many_tangents(x64):
     """E[(∇f·v) v] = ∇f for v ~ N(0, I); each component has variance ||g||² + g_i²."""
     params = random_tree({"a": (2, 2), "b": (1,)}, seed=5)
     batch = (jnp.float64(0.8), jnp.float64(0.4))
-    true = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(jax.grad(smooth_loss)(params, batch))])
+    true = np.concatenate(
+        [np.ravel(x) for x in jax.tree_util.tree_leaves(jax.grad(smooth_loss)(params, batch))]
+    )
     n = 40_000
     estimate = jax.jit(jgd.grad(smooth_loss, "forward_gradient", num_tangents=n, chunk_size=4096))(
         params, batch, key=jax.random.key(7)
@@ -107,7 +116,9 @@ def test_forward_gradient_single_tangent_is_unbiased_across_keys(x64):
     params = jnp.array([0.3, -1.2, 2.0])
     batch = (jnp.float64(1.0), jnp.float64(0.5))
     true = np.asarray(jax.grad(smooth_loss)(params, batch))
-    fn = jax.jit(jax.vmap(lambda k: jgd.grad(smooth_loss, "forward_gradient")(params, batch, key=k)))
+    fn = jax.jit(
+        jax.vmap(lambda k: jgd.grad(smooth_loss, "forward_gradient")(params, batch, key=k))
+    )
     samples = np.asarray(fn(jax.random.split(jax.random.key(11), 20_000)))
     assert not np.allclose(samples[0], true)  # one sample is far from the gradient...
     z = (samples.mean(0) - true) / (samples.std(0, ddof=1) / np.sqrt(len(samples)))

@@ -22,8 +22,9 @@ def test_softmax_cross_entropy_matches_log_softmax():
     logits = jnp.array([2.0, -1.0, 0.5, 3.0])
     for label in range(4):
         expected = -jax.nn.log_softmax(logits)[label]
-        np.testing.assert_allclose(jgd.losses.softmax_cross_entropy(logits, label), expected,
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            jgd.losses.softmax_cross_entropy(logits, label), expected, rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("logit,label", [(0.3, 1.0), (-2.0, 0.0), (5.0, 0.0), (-30.0, 1.0)])

@@ -1,0 +1,152 @@
+"""The seeds' PyTorch ``Net`` (784 -> 128 -> ReLU -> 10) in flax NNX, initialized as PyTorch does.
+
+PyTorch's ``nn.Linear`` draws weights from ``kaiming_uniform_(a=sqrt(5))``, which works out to
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases from the same interval. flax's and jax's stock
+initializers have no such bias init (and ``kaiming_uniform`` uses another bound), hence the two
+small initializers here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jgd import _errors
+
+
+def torch_uniform(fan_in: int) -> Callable:
+    """An initializer drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's ``nn.Linear`` default."""
+    bound = 1.0 / fan_in**0.5
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class MLP(nnx.Module):
+    """A ReLU multilayer perceptron with PyTorch's default initialization.
+
+    The default is the seeds' ``Net``: 784 -> 128 -> ReLU -> 10. Layers are named ``fc1``,
+    ``fc2``, ... like the seeds' PyTorch module, and hold ``kernel`` of shape (in, out), the
+    transpose of PyTorch's ``weight``.
+
+    Args:
+      in_features: input width (784 for MNIST, 64 for scikit-learn's 8x8 digits).
+      hidden: the hidden width, or a sequence of widths for several hidden layers (``()`` gives
+        a linear model).
+      out_features: the number of outputs (classes).
+      rngs: ``flax.nnx.Rngs`` for the initialization.
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> model = jgd.models.MLP(rngs=nnx.Rngs(0))
+      >>> model(jnp.zeros((2, 784))).shape
+      (2, 10)
+      >>> jgd.models.num_params(model)
+      101770
+    """
+
+    def __init__(
+        self,
+        in_features: int = 784,
+        hidden: int | Sequence[int] = 128,
+        out_features: int = 10,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        widths = [hidden] if isinstance(hidden, int) else list(hidden)
+        sizes = [in_features, *widths, out_features]
+        for name, size in zip(
+            ["in_features", "out_features"], [in_features, out_features], strict=True
+        ):
+            _errors.positive_int(name, size)
+        for w in widths:
+            _errors.positive_int("hidden", w)
+        self.sizes = tuple(int(s) for s in sizes)
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layer = nnx.Linear(
+                fan_in,
+                fan_out,
+                kernel_init=torch_uniform(fan_in),
+                bias_init=torch_uniform(fan_in),
+                rngs=rngs,
+            )
+            setattr(self, f"fc{i + 1}", layer)
+
+    @property
+    def layers(self) -> list[nnx.Linear]:
+        return [getattr(self, f"fc{i + 1}") for i in range(len(self.sizes) - 1)]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = nnx.relu(layer(x))
+        return last(x)
+
+
+def num_params(model: nnx.Module) -> int:
+    """The number of parameters of an NNX model."""
+    return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
+
+
+def functional(model: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array], Any]:
+    """The model's pure form: ``(apply, params)`` with ``apply(params, x) -> outputs``.
+
+    ``nnx.split`` separates the structure from the parameters; ``apply`` merges them again, which
+    costs only at trace time, so a compiled ``jgd.fit`` loop pays nothing for the module.
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> apply, params = jgd.models.functional(jgd.models.MLP(4, 3, 2, rngs=nnx.Rngs(0)))
+      >>> apply(params, jnp.ones((5, 4))).shape
+      (5, 2)
+    """
+    graphdef, params = nnx.split(model)
+
+    def apply(params: Any, x: jax.Array) -> jax.Array:
+        return nnx.merge(graphdef, params)(x)
+
+    return apply, params
+
+
+def classification_loss(apply: Callable[[Any, jax.Array], jax.Array]) -> Callable:
+    """``loss(params, (X, y))``: mean softmax cross-entropy, PyTorch's ``nn.CrossEntropyLoss``.
+
+    The whole batch goes through ``apply`` at once (as in PyTorch), then the per-example losses
+    are averaged.
+    """
+
+    def loss(params: Any, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+        X, y = batch
+        from jgd._losses import softmax_cross_entropy
+
+        return jnp.mean(jax.vmap(softmax_cross_entropy)(apply(params, X), y))
+
+    return loss
+
+
+def accuracy(apply: Callable, params: Any, X: Any, y: Any, batch_size: int = 10_000) -> float:
+    """The fraction of examples whose arg-max output is the label."""
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        x, labels = (
+            jnp.asarray(X[start : start + batch_size]),
+            jnp.asarray(y[start : start + batch_size]),
+        )
+        correct += int(jnp.sum(_predict(apply, params, x) == labels))
+    return correct / len(y)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(apply: Callable, params: Any, x: jax.Array) -> jax.Array:
+    return jnp.argmax(apply(params, x), axis=-1)
