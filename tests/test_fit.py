@@ -397,26 +397,15 @@ def test_full_batch_equals_one_batch_of_everything(line_data):
 
 
 def test_shuffled_epochs_visit_every_example_once(line_data):
-    X, y, _ = line_data
+    X, _, _ = line_data
     ids = np.arange(100, dtype=np.float32)
-    seen = jgd.fit(
-        lambda p, b: jnp.sum(p) * 0 + jnp.mean(b[1]) * 0 + jnp.sum(p**2),
-        jnp.zeros(1),
-        (X, ids),
-        optimizer=optax.sgd,
-        learning_rate=0.1,
-        batch_size=10,
-        epochs=3,
-        key=0,
-    )
-    assert seen.steps == 30
     # the ids seen per step are recovered through a loss that reports them
     probe = jgd.fit(
-        lambda p, b: jnp.sum(p**2) + jax.lax.stop_gradient(jnp.sum(b[1]) * 0 + b[1][0]),
+        lambda p, b: jnp.sum(p**2) + b[1][0],  # params stay at 0: the loss is the id seen
         jnp.zeros(1),
         (X, ids),
         optimizer=optax.sgd,
-        learning_rate=0.0 + 1e-9,
+        learning_rate=1e-9,
         batch_size=1,
         epochs=3,
         key=0,

@@ -35,7 +35,7 @@ def digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0) -> 
     X = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int32)
     perm = np.random.default_rng(seed).permutation(len(y))
-    cut = int(round(len(y) * (1 - test_fraction)))
+    cut = round(len(y) * (1 - test_fraction))
     rows = perm[:cut] if split == "train" else perm[cut:]
     return Dataset(X[rows], y[rows])
 

@@ -9,6 +9,7 @@ small initializers here.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from jgd import _errors
 
 
 def torch_uniform(fan_in: int) -> Callable:
-    """An initializer drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's ``nn.Linear`` default."""
+    """An initializer drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's ``nn.Linear``."""
     bound = 1.0 / fan_in**0.5
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
@@ -71,7 +72,7 @@ class MLP(nnx.Module):
         for w in widths:
             _errors.positive_int("hidden", w)
         self.sizes = tuple(int(s) for s in sizes)
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layer = nnx.Linear(
                 fan_in,
                 fan_out,

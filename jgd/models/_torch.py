@@ -56,7 +56,7 @@ def from_torch(module: Any, into: MLP | None = None) -> MLP:
                 f"{len(into.sizes) - 1}: MLP sizes {list(into.sizes)}, torch sizes {sizes}."
             )
         for i, (layer, target) in enumerate(zip(linears, into.layers, strict=True)):
-            want = tuple(target.kernel.value.shape[::-1])
+            want = tuple(target.kernel[...].shape[::-1])
             got = tuple(layer.weight.shape)
             if want != got:
                 raise ValueError(
@@ -65,11 +65,11 @@ def from_torch(module: Any, into: MLP | None = None) -> MLP:
                 )
     model = MLP(sizes[0], sizes[1:-1], sizes[-1], rngs=nnx.Rngs(0))
     for layer, target in zip(linears, model.layers, strict=True):
-        target.kernel.value = jnp.asarray(layer.weight.detach().cpu().numpy().T)
+        target.kernel[...] = jnp.asarray(layer.weight.detach().cpu().numpy().T)
         if layer.bias is None:
-            target.bias.value = jnp.zeros_like(target.bias.value)
+            target.bias[...] = jnp.zeros_like(target.bias[...])
         else:
-            target.bias.value = jnp.asarray(layer.bias.detach().cpu().numpy())
+            target.bias[...] = jnp.asarray(layer.bias.detach().cpu().numpy())
     return model
 
 
@@ -77,8 +77,8 @@ def state_dict(model: MLP) -> dict[str, np.ndarray]:
     """The MLP's weights as a PyTorch state dict of the seeds' ``Net`` (``fc1.weight``, ...)."""
     out = {}
     for i, layer in enumerate(model.layers):
-        out[f"fc{i + 1}.weight"] = np.asarray(layer.kernel.value).T.copy()
-        out[f"fc{i + 1}.bias"] = np.asarray(layer.bias.value).copy()
+        out[f"fc{i + 1}.weight"] = np.asarray(layer.kernel[...]).T.copy()
+        out[f"fc{i + 1}.bias"] = np.asarray(layer.bias[...]).copy()
     return out
 
 
