@@ -17,6 +17,7 @@ checker only compares along random directions), hence these few functions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -256,6 +257,7 @@ class GradCheckRow(NamedTuple):
     relative_error: float  # ||g - g_reverse|| / ||g_reverse|| over the whole tree
     max_abs_error: float
     loss_evaluations: int  # see loss_evaluations()
+    seconds: float | None = None  # median time of one jitted gradient, with timeit=True
 
 
 class GradCheck(NamedTuple):
@@ -275,12 +277,15 @@ class GradCheck(NamedTuple):
 
     def __str__(self) -> str:
         head = f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), vs reverse mode"
-        lines = [head, f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"]
+        timed = all(r.seconds is not None for r in self.rows)
+        title = f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"
+        lines = [head, title + (f"{'time':>12}" if timed else "")]
         for r in self.rows:
-            lines.append(
+            line = (
                 f"{r.mode:<18}{r.relative_error:>12.2e}{r.max_abs_error:>14.2e}"
                 f"{r.loss_evaluations:>12,}"
             )
+            lines.append(line + (f"{r.seconds * 1e3:>10.3f}ms" if timed else ""))
         return "\n".join(lines)
 
 
@@ -294,6 +299,8 @@ def check_grads(
     num_tangents: int = 1,
     chunk_size: int | None = None,
     step_size: float | None = None,
+    timeit: bool = False,
+    repeats: int = 5,
 ) -> GradCheck:
     """Every gradient mode against reverse mode, as data and as a readable table.
 
@@ -304,6 +311,9 @@ def check_grads(
       modes: which modes to compare (reverse mode is the reference).
       key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
       num_tangents, chunk_size, step_size: passed to ``value_and_grad``.
+      timeit: also time each mode: the median of ``repeats`` calls of the jitted gradient,
+        compiled and warmed up first, each blocked until ready.
+      repeats: timed calls per mode.
 
     Returns:
       A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table.
@@ -320,6 +330,7 @@ def check_grads(
         _errors.one_of("modes[...]", mode, MODES)
     if key is None:
         key = jax.random.key(0)
+    repeats = _errors.positive_int("repeats", repeats)
     reference = jax.jit(grad(loss, "reverse"))(params, batch)
     ref = _flat64(reference)
     rows = []
@@ -328,6 +339,7 @@ def check_grads(
             grad(loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents)
         )
         got = _flat64(fn(params, batch, key=key))
+        seconds = _median_time(fn, params, batch, key, repeats) if timeit else None
         err = got - ref
         rows.append(
             GradCheckRow(
@@ -335,10 +347,20 @@ def check_grads(
                 relative_error=float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-300)),
                 max_abs_error=float(np.max(np.abs(err))) if err.size else 0.0,
                 loss_evaluations=loss_evaluations(mode, ref.size, num_tangents),
+                seconds=seconds,
             )
         )
     dtype = str(jnp.result_type(*jax.tree_util.tree_leaves(params)))
     return GradCheck(tuple(rows), int(ref.size), dtype)
+
+
+def _median_time(fn: Callable, params: Any, batch: Any, key: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(params, batch, key=key))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def _flat64(tree: Any) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""The tour: the seeds' lesson run by jgd."""
