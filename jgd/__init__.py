@@ -7,7 +7,7 @@ from jgd import data, losses, models, schedules
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._errors import DivergenceError
-from jgd._fit import FitResult, TrainState, fit, make_step
+from jgd._fit import FitResult, Progress, TrainState, fit, make_step
 from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
 from jgd._losses import per_example
 from jgd._sweep import SweepResult, sweep
@@ -20,6 +20,7 @@ __all__ = [
     "FitResult",
     "GradCheck",
     "GradCheckRow",
+    "Progress",
     "StabilityBound",
     "SweepResult",
     "TrainState",

@@ -124,6 +124,15 @@ def make_step(
     return step
 
 
+class Progress(NamedTuple):
+    """What ``fit``'s callback receives after each chunk of steps."""
+
+    step: int  # steps done so far
+    loss: float  # the last finite batch loss
+    losses: np.ndarray  # the batch losses of this chunk
+    state: TrainState  # the state after these steps
+
+
 class Guard(NamedTuple):
     """The divergence guard carried by the scan."""
 
@@ -290,7 +299,7 @@ def fit(
     progress: bool = False,
     checkpoint_dir: Any = None,
     checkpoint_every: int | None = None,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callable[[Progress], None] | None = None,
 ) -> FitResult:
     """Runs gradient descent: full-batch, stochastic or mini-batch, compiled as one scan.
 
@@ -318,7 +327,9 @@ def fit(
       checkpoint_dir: save the run there every ``checkpoint_every`` steps with orbax, and resume
         from the newest checkpoint when called again with the same arguments.
       checkpoint_every: steps between checkpoints.
-      callback: ``callback(step, loss)`` on the host after every chunk of steps.
+      callback: ``callback(progress)`` on the host after every chunk of steps (about 1% of the
+        run, dividing ``checkpoint_every``), with a ``jgd.Progress`` (step, loss, the chunk's
+        losses, the state). Raising in it stops the run; the checkpoints stay.
 
     Returns:
       A ``FitResult``.
@@ -412,7 +423,9 @@ class _Run:
         ):
             self.checkpoints.save(done, _payload(state, guard, outputs, self.plan.steps))
         if self.callback is not None:
-            self.callback(done, current)
+            self.callback(
+                Progress(done, current, _this_chunk(last, done, self.program.chunk), state)
+            )
 
     def _resume(self, state, guard, outputs):
         if self.checkpoints is None:
@@ -467,6 +480,12 @@ class _Run:
         if diverged and self.on_divergence == "raise":
             raise _divergence_error(self, result)
         return result
+
+
+def _this_chunk(losses: np.ndarray, done: int, chunk: int) -> np.ndarray:
+    """The losses of the steps this chunk really ran (the last chunk may be padded)."""
+    ran = done - (math.ceil(done / chunk) - 1) * chunk
+    return losses[:ran]
 
 
 def _shuffled(plan: _batching.Plan, key: jax.Array) -> jax.Array:
@@ -603,11 +622,7 @@ def _prepare(
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
     data = jax.device_put(jax.tree_util.tree_map(jnp.asarray, data))
     _errors.scalar_loss(loss, params, _batch_shape(data, plan))
-    chunk = plan.steps
-    if checkpoint_every is not None:
-        chunk = min(checkpoint_every, plan.steps)
-    elif progress or callback is not None:
-        chunk = max(1, math.ceil(plan.steps / 100))
+    chunk = _chunk_length(plan.steps, checkpoint_every, progress or callback is not None)
     program = Program(
         loss=loss,
         optimizer=spec.static,
@@ -649,6 +664,18 @@ def _prepare(
         callback=callback,
         description=spec.description,
     )
+
+
+def _chunk_length(steps: int, checkpoint_every: int | None, report: bool) -> int:
+    """Steps per compiled call: the whole run, or about 1% of it for progress reports, and
+    always a divisor of ``checkpoint_every`` so checkpoints fall on chunk ends."""
+    if checkpoint_every is None:
+        return max(1, math.ceil(steps / 100)) if report else steps
+    every = min(checkpoint_every, steps)
+    if not report:
+        return every
+    target = max(1, math.ceil(steps / 100))
+    return max(d for d in range(1, min(every, target) + 1) if every % d == 0)
 
 
 def _batch_shape(data: Any, plan: _batching.Plan) -> Any:

@@ -104,10 +104,10 @@ def test_download_rejects_a_bad_checksum(tmp_path):
     (tmp_path / "srv").mkdir()
     for name in jgd.data._mnist.MD5:
         (tmp_path / "srv" / name).write_bytes(b"not mnist")
+
     def handler(*a, **k):
-        return http.server.SimpleHTTPRequestHandler(
-            *a, directory=tmp_path / "srv", **k
-        )
+        return http.server.SimpleHTTPRequestHandler(*a, directory=tmp_path / "srv", **k)
+
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.RequestHandlerClass.log_message = lambda *a: None
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -450,8 +450,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, line_data):
     )
     whole = run(checkpoint_dir=tmp_path / "whole")
 
-    def interrupt(step, loss):
-        if step >= 60:
+    def interrupt(progress):
+        if progress.step >= 60:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

