@@ -1,0 +1,39 @@
+"""Every script in examples/ runs and prints what it promises."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(name):
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_jitted_step():
+    out = run("jitted_step.py")
+    w = float(out.split("w = ")[1].split(",")[0])
+    assert abs(w - 2.0) < 0.15
+
+
+def test_forward_vs_reverse():
+    out = run("forward_vs_reverse.py")
+    assert "fd_central" in out and "needed 1,151 passes for P = 1,150" in out
+
+
+def test_replay_pytorch():
+    pytest.importorskip("torch")
+    out = run("replay_pytorch.py")
+    assert float(out.split("PyTorch: ")[1]) < 1e-4
+
+
+def test_lr_sweep():
+    out = run("lr_sweep.py")
+    assert "256 runs in one call" in out and "first diverging rate" in out
