@@ -1,4 +1,4 @@
-"""The ``jgd`` command: ``tour`` (the main job), ``train``, ``compare-torch``.
+"""The ``jgd`` command: ``tour`` (the main job), ``train``, ``compare-torch``, ``bench``.
 
 Bad flags, missing files and unwritable folders get one line on stderr and exit code 2; Ctrl-C
 gets one line and exit code 130 (a training run keeps its checkpoints and resumes when run again).
@@ -106,6 +106,10 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--sample", type=_positive_int, default=10, help="steps shown side by side")
 
+    bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
+    bench.add_argument("name", choices=["ad", "train", "sweep", "fwdgrad"])
+    bench.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
+    bench.add_argument("--out", default="benchmarks/results", help="where results are written")
     return p
 
 
@@ -172,7 +176,14 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"tour": _tour, "train": _train, "compare-torch": _compare}
+def _bench(args: argparse.Namespace) -> int:
+    from jgd import bench
+
+    bench.run(args.name, quick=args.quick, out=str(_writable(args.out, "--out")))
+    return 0
+
+
+COMMANDS = {"tour": _tour, "train": _train, "compare-torch": _compare, "bench": _bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,80 @@
+"""``jgd bench fwdgrad``: the forward gradient vs backprop on real digits (Baydin et al. 2022).
+
+The seeds' MLP trained by SGD with gradients from reverse mode and from the forward gradient
+(one random jvp per step), same batches; the loss against steps and against wall time. Data:
+MNIST from ``$JGD_MNIST`` or ``../shared/data/mnist`` when present, else scikit-learn's 8x8 digits.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+import optax
+from flax import nnx
+
+import jgd
+from jgd.bench import _harness as H
+
+
+def _digits():
+    for candidate in (os.environ.get("JGD_MNIST"), "../shared/data/mnist"):
+        if candidate and (pathlib.Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return jgd.data.real_digits(candidate)
+    return jgd.data.real_digits(None)
+
+
+def run(quick: bool, out: str) -> dict[str, Any]:
+    splits = _digits()
+    train, test = splits.train, splits.test
+    width = train.X.shape[1]
+    apply, params = jgd.models.functional(jgd.models.MLP(width, 128, 10, rngs=nnx.Rngs(0)))
+    loss = jgd.models.classification_loss(apply)
+    epochs = 2 if quick else 10
+    settings = {"reverse": 0.05, "forward_gradient": 0.002}
+    curves = {}
+    for mode, lr in settings.items():
+        kwargs = dict(optimizer=optax.sgd, learning_rate=lr, batch_size=64, epochs=epochs, key=0,
+                      mode=mode)
+        jgd.fit(loss, params, tuple(train), **kwargs)  # compile outside the clock
+        result = jgd.fit(loss, params, tuple(train), **kwargs)
+        acc = jgd.models.accuracy(apply, result.params, test.X, test.y)
+        curves[mode] = {"lr": lr, "losses": result.losses, "run_time": result.run_time,
+                        "seconds_per_step": result.run_time / result.steps, "accuracy": acc}
+        print(f"  {mode}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
+              f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}",
+              flush=True)
+    table = H.markdown(
+        ["gradient", "lr", "steps", "ms per step", "final loss (last 50)", "test accuracy"],
+        [[m, c["lr"], len(c["losses"]), f"{c['seconds_per_step'] * 1e3:.3f}",
+          f"{np.mean(c['losses'][-50:]):.3f}", f"{c['accuracy']:.3f}"] for m, c in curves.items()])
+    print(table)
+    results = {"quick": quick, "data": splits.name, "curves": curves}
+    text = f"MLP {width}-128-10 on {splits.name}, SGD, batch 64, {epochs} epochs.\n\n{table}"
+    files = H.write(out, "fwdgrad", results, text, [_figure(curves)])
+    print("written:", ", ".join(str(f) for f in files))
+    return results
+
+
+def _smooth(x, k=25):
+    return np.convolve(x, np.ones(k) / k, mode="valid")
+
+
+def _figure(curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for mode, c in curves.items():
+        s = _smooth(c["losses"])
+        a1.plot(s, label=mode)
+        a2.plot(np.arange(len(s)) * c["seconds_per_step"], s, label=mode)
+    a1.set(xlabel="step", ylabel="batch loss (smoothed)", title="Loss against steps")
+    a2.set(xlabel="seconds", ylabel="batch loss (smoothed)", title="Loss against wall time")
+    for a in (a1, a2):
+        a.legend()
+    return fig
