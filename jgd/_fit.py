@@ -10,7 +10,6 @@ when a progress bar or checkpoints are asked for).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import math
 import time
@@ -74,7 +73,12 @@ def as_key(key: Any) -> jax.Array:
 
 
 def make_step(
-    loss: Loss, optimizer: optax.GradientTransformation, mode: str = "reverse", **grad_options: Any
+    loss: Loss,
+    optimizer: optax.GradientTransformation,
+    mode: str = "reverse",
+    *,
+    check_grads: bool = True,
+    **grad_options: Any,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
     """A pure training step to compose and ``jax.jit``.
 
@@ -82,6 +86,9 @@ def make_step(
       loss: ``loss(params, batch) -> scalar``.
       optimizer: an optax ``GradientTransformation``.
       mode: the gradient mode (see ``jgd.value_and_grad``).
+      check_grads: compute the gradient's norm (a reduction over every gradient entry: at batch
+        size 1 about two thirds of a step of the seeds' MLP) and include it in ``finite``. When
+        False, ``finite`` is the loss's alone and ``grad_norm`` is NaN.
       **grad_options: ``chunk_size``, ``step_size``, ``num_tangents`` for ``value_and_grad``.
 
     Returns:
@@ -112,13 +119,16 @@ def make_step(
         value, grads = value_and_grad_fn(state.params, batch, key=sub)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        # max |g| is finite iff every entry is (NaN propagates); a sum of squares could overflow.
-        finite = functools.reduce(
-            jnp.logical_and,
-            [jnp.isfinite(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(grads)],
-            jnp.isfinite(value),
-        )
-        metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), "finite": finite}
+        # One reduction serves both: the norm is finite iff every entry is (NaN and Inf
+        # propagate), except a finite gradient so large (> ~1e19 in float32) that its square
+        # overflows, which counts as a blow-up too.
+        if check_grads:
+            grad_norm = optax.tree.norm(grads)
+            finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
+        else:
+            grad_norm = jnp.full((), jnp.nan, jnp.float32)
+            finite = jnp.isfinite(value)
+        metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite}
         return TrainState(params, opt_state, state.step + 1, key), metrics
 
     return step
@@ -152,6 +162,7 @@ class Program:
     full_batch: bool
     chunk: int
     record_params: bool
+    guard: str = "full"
 
 
 def init_state(program: Program, params: Any, hparams: dict, key: jax.Array) -> TrainState:
@@ -172,11 +183,19 @@ def run_chunk(
 ):
     """``program.chunk`` steps of the run from step ``start``, as one ``lax.scan``.
 
-    Steps at or past ``settings["steps"]`` (padding of the last chunk) and steps after the guard
-    stopped are skipped by ``lax.cond`` and record NaN.
+    Every step is computed; a step at or past ``settings["steps"]`` (padding of the last chunk),
+    or after the guard stopped, changes nothing and records NaN. Selecting with ``jnp.where``
+    (fused by XLA into the update) is cheaper per step than a ``lax.cond``, whose branches make
+    XLA copy the carried parameters.
     """
     optimizer = _optim.build(program.optimizer, hparams)
-    step_fn = make_step(program.loss, optimizer, program.mode, **dict(program.grad_options))
+    step_fn = make_step(
+        program.loss,
+        optimizer,
+        program.mode,
+        check_grads=program.guard == "full",
+        **dict(program.grad_options),
+    )
 
     def body(carry, t):
         state, guard = carry
@@ -184,27 +203,25 @@ def run_chunk(
             batch = data
         else:
             batch = _batching.gather(data, jax.lax.dynamic_index_in_dim(indices, t, 0, False))
-
-        def update(carry):
-            state, guard = carry
-            new, metrics = step_fn(state, batch)
-            too_big = metrics["loss"] > settings["max_loss"]
-            ok = metrics["finite"] & ~too_big
-            state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, state)
-            reason = jnp.where(metrics["finite"], jnp.where(too_big, 2, 0), 1).astype(jnp.int32)
-            guard = Guard(~ok, jnp.where(ok, -1, t).astype(jnp.int32), reason)
-            return (state, guard), (metrics["loss"], metrics["grad_norm"])
-
-        def skip(carry):
-            nan = jnp.full((), jnp.nan, jnp.float32)
-            return carry, (nan.astype(_loss_dtype(state, batch)), nan)
-
+        new, metrics = step_fn(state, batch)
         live = (t < settings["steps"]) & ~guard.stopped
-        before = state.params
-        (state, guard), (loss, gnorm) = jax.lax.cond(live, update, skip, (state, guard))
-        outputs = {"loss": loss, "grad_norm": gnorm}
+        too_big = metrics["loss"] > settings["max_loss"]
+        ok = metrics["finite"] & ~too_big
+        apply = live & ok
+        stops = live & ~ok
+        reason = jnp.where(metrics["finite"], jnp.where(too_big, 2, 0), 1).astype(jnp.int32)
+        guard = Guard(
+            guard.stopped | stops,
+            jnp.where(stops, t, guard.stopped_at).astype(jnp.int32),
+            jnp.where(stops, reason, guard.reason),
+        )
+        outputs = {
+            "loss": jnp.where(live, metrics["loss"], jnp.nan),
+            "grad_norm": jnp.where(live, metrics["grad_norm"], jnp.nan),
+        }
         if program.record_params:
-            outputs["params"] = before
+            outputs["params"] = state.params
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(apply, a, b), new, state)
         return (state, guard), outputs
 
     ts = start + jnp.arange(program.chunk, dtype=jnp.int32)
@@ -294,6 +311,7 @@ def fit(
     step_size: float | None = None,
     num_tangents: int = 1,
     record_params: bool = False,
+    guard: str = "full",
     on_divergence: str = "stop",
     max_loss: float | None = None,
     progress: bool = False,
@@ -321,6 +339,11 @@ def fit(
       mode: the gradient mode, see ``jgd.value_and_grad``; ``chunk_size``, ``step_size`` and
         ``num_tangents`` are passed to it.
       record_params: keep the parameter trajectory in ``params_history``.
+      guard: ``"full"`` checks the loss and the gradient every step (the gradient's norm is
+        recorded in ``grad_norms``). ``"loss"`` checks the loss only, saving a pass over the
+        gradient (3.6x faster per step at batch size 1 for the seeds' MLP): a non-finite
+        gradient under a finite loss is then caught one step later, when the loss turns
+        non-finite, and the params returned are those of that step (possibly non-finite).
       on_divergence: ``"stop"`` (return, flagged) or ``"raise"`` (``jgd.DivergenceError``).
       max_loss: treat a loss above this as a blow-up, like a non-finite one.
       progress: show a progress bar with the current loss (updated every chunk of steps).
@@ -580,6 +603,7 @@ def _prepare(
     step_size,
     num_tangents,
     record_params,
+    guard,
     on_divergence,
     max_loss,
     progress,
@@ -594,6 +618,7 @@ def _prepare(
         )
     _errors.one_of("mode", mode, MODES)
     _errors.one_of("on_divergence", on_divergence, ("stop", "raise"))
+    _errors.one_of("guard", guard, ("full", "loss"))
     value_and_grad(
         loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents
     )  # validates the gradient options
@@ -635,6 +660,7 @@ def _prepare(
         full_batch=plan.kind == "full",
         chunk=chunk,
         record_params=bool(record_params),
+        guard=guard,
     )
     settings = {
         "steps": jnp.asarray(plan.steps, jnp.int32),

@@ -203,6 +203,7 @@ def _fit_defaults(options: dict) -> dict:
         "step_size": None,
         "num_tangents": 1,
         "record_params": False,
+        "guard": "full",
         "max_loss": None,
     }
     unknown = set(options) - set(allowed)

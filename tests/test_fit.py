@@ -279,7 +279,9 @@ def test_blow_up_stops_updates_and_keeps_the_last_finite_params():
     assert result.diverged and result.divergence == "non-finite"
     t = result.diverged_at
     assert 0 < t < 20
-    assert not np.isfinite(result.losses[t]) and np.all(np.isnan(result.losses[t + 1 :]))
+    # step t's loss or gradient norm is not finite (here the norm overflows float32 first)
+    assert not (np.isfinite(result.losses[t]) and np.isfinite(result.grad_norms[t]))
+    assert np.all(np.isnan(result.losses[t + 1 :]))
     assert np.all(np.isfinite(result.losses[:t]))
     np.testing.assert_array_equal(result.params, result.params_history[t])
     assert np.isfinite(result.params).all()
@@ -567,3 +569,18 @@ def test_learning_rate_with_a_ready_optimizer_is_refused():
 def test_factory_without_learning_rate_is_refused():
     with pytest.raises(ValueError, match="learning_rate is required with optimizer=sgd"):
         jgd.fit(LINE, jnp.zeros(2), (X3, Y3), optimizer=optax.sgd)
+
+
+def test_guard_loss_checks_the_loss_only():
+    log_loss = lambda w, b: jnp.sum(jnp.log(w))  # noqa: E731  (w reaches 0: the loss turns -inf)
+    kw = dict(optimizer=optax.sgd, learning_rate=0.5, epochs=10, record_params=True)
+    full = jgd.fit(log_loss, jnp.array([1.0]), jnp.zeros(1), **kw)
+    fast = jgd.fit(log_loss, jnp.array([1.0]), jnp.zeros(1), guard="loss", **kw)
+    assert full.diverged and fast.diverged and full.divergence == fast.divergence == "non-finite"
+    assert np.isfinite(full.grad_norms[: full.diverged_at]).all()
+    assert np.isnan(fast.grad_norms).all()  # not computed
+    np.testing.assert_array_equal(full.losses[: full.diverged_at], fast.losses[: full.diverged_at])
+    with pytest.raises(ValueError, match="guard='none'"):
+        jgd.fit(
+            bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.1, guard="none"
+        )

@@ -16,17 +16,24 @@ import numpy as np
 from flax import nnx
 
 import jgd
-from jgd.bench import _harness as H
+from jgd.bench import _harness as hn
 
-THEORY = {"reverse": 0.0, "forward": 1.0, "forward_gradient": 0.0, "fd_forward": 1.0,
-          "fd_central": 1.0}
+THEORY = {
+    "reverse": 0.0,
+    "forward": 1.0,
+    "forward_gradient": 0.0,
+    "fd_forward": 1.0,
+    "fd_central": 1.0,
+}
 
 
 def _problem(hidden: int, batch: int = 64):
     apply, params = jgd.models.functional(jgd.models.MLP(784, hidden, 10, rngs=nnx.Rngs(0)))
     rng = np.random.default_rng(0)
-    data = (jnp.asarray(rng.uniform(size=(batch, 784)), jnp.float32),
-            jnp.asarray(rng.integers(0, 10, batch), jnp.int32))
+    data = (
+        jnp.asarray(rng.uniform(size=(batch, 784)), jnp.float32),
+        jnp.asarray(rng.integers(0, 10, batch), jnp.int32),
+    )
     return jgd.models.classification_loss(apply), params, data
 
 
@@ -37,23 +44,37 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dic
         loss, params, batch = _problem(hidden)
         P = sum(x.size for x in jax.tree_util.tree_leaves(params))
         forward_jit = jax.jit(loss)
-        one = H.timeit(lambda f=forward_jit: f(params, batch), repeats=21)["median"]
+        one = hn.timeit(lambda f=forward_jit, p=params, b=batch: f(p, b), repeats=21)["median"]
         for mode in jgd.MODES:
             if mode in ("forward", "fd_forward", "fd_central") and hidden not in hidden_p_modes:
                 continue
             fn = jax.jit(jgd.grad(loss, mode))
             key = jax.random.key(0)
             jax.block_until_ready(fn(params, batch, key=key))  # compile outside the clock
-            reset = H.reset_peak_rss()
+            reset = hn.reset_peak_rss()
             heavy = mode in ("forward", "fd_forward", "fd_central")
-            t = H.timeit(lambda fn=fn: fn(params, batch, key=key), repeats=3 if heavy else 21,
-                         warmup=0 if heavy else 1)
-            rows.append({"hidden": hidden, "P": int(P), "mode": mode, "seconds": t["median"],
-                         "spread": [t["min"], t["max"]], "forward_pass_seconds": one,
-                         "cost_in_forward_passes": t["median"] / one,
-                         "peak_rss_mb": H.peak_rss_mb() if reset else None})
-            print(f"  P={P:>8,} {mode:<17} {t['median'] * 1e3:10.2f} ms "
-                  f"= {t['median'] / one:10.1f} forward passes", flush=True)
+            t = hn.timeit(
+                lambda fn=fn, p=params, b=batch, k=key: fn(p, b, key=k),
+                repeats=3 if heavy else 21,
+                warmup=0 if heavy else 1,
+            )
+            rows.append(
+                {
+                    "hidden": hidden,
+                    "P": int(P),
+                    "mode": mode,
+                    "seconds": t["median"],
+                    "spread": [t["min"], t["max"]],
+                    "forward_pass_seconds": one,
+                    "cost_in_forward_passes": t["median"] / one,
+                    "peak_rss_mb": hn.peak_rss_mb() if reset else None,
+                }
+            )
+            print(
+                f"  P={P:>8,} {mode:<17} {t['median'] * 1e3:10.2f} ms "
+                f"= {t['median'] / one:10.1f} forward passes",
+                flush=True,
+            )
     return rows
 
 
@@ -72,8 +93,8 @@ def jacobian_crossover(sizes: list[int], fixed: int = 64, width: int = 256) -> l
                 return jnp.tanh(W2 @ jnp.tanh(W1 @ x))
 
             fwd, rev = jax.jit(jax.jacfwd(f)), jax.jit(jax.jacrev(f))
-            tf = H.timeit(lambda fwd=fwd, x=x: fwd(x), repeats=21)["median"]
-            tr = H.timeit(lambda rev=rev, x=x: rev(x), repeats=21)["median"]
+            tf = hn.timeit(lambda fwd=fwd, x=x: fwd(x), repeats=21)["median"]
+            tr = hn.timeit(lambda rev=rev, x=x: rev(x), repeats=21)["median"]
             rows.append({"vary": vary, "n": n, "m": m, "jacfwd": tf, "jacrev": tr})
     return rows
 
@@ -86,13 +107,18 @@ def run(quick: bool, out: str) -> dict[str, Any]:
     slopes = {}
     for mode in jgd.MODES:
         pts = [(r["P"], r["cost_in_forward_passes"]) for r in costs if r["mode"] == mode]
-        slopes[mode] = H.slope(*zip(*pts, strict=True)) if len(pts) > 1 else None
+        slopes[mode] = hn.slope(*zip(*pts, strict=True)) if len(pts) > 1 else None
     jac = jacobian_crossover([4, 16, 64, 256] if quick else [4, 16, 64, 256, 1024])
     table = _table(costs, slopes, jac)
     print(table)
-    results = {"quick": quick, "gradient_costs": costs, "slopes": slopes, "theory": THEORY,
-               "jacobian": jac}
-    files = H.write(out, "ad", results, table, _figures(costs, jac))
+    results = {
+        "quick": quick,
+        "gradient_costs": costs,
+        "slopes": slopes,
+        "theory": THEORY,
+        "jacobian": jac,
+    }
+    files = hn.write(out, "ad", results, table, _figures(costs, jac))
     print("written:", ", ".join(str(f) for f in files))
     return results
 
@@ -102,20 +128,47 @@ def _table(costs, slopes, jac) -> str:
     by = {(r["P"], r["mode"]): r for r in costs}
     rows = []
     for mode in jgd.MODES:
-        cells = [f"{by[(P, mode)]['cost_in_forward_passes']:,.1f}" if (P, mode) in by else "-"
-                 for P in Ps]
+        cells = [
+            f"{by[(P, mode)]['cost_in_forward_passes']:,.1f}" if (P, mode) in by else "-"
+            for P in Ps
+        ]
         s = slopes[mode]
         rows.append([mode, *cells, "-" if s is None else f"{s:.2f}", f"{THEORY[mode]:.0f}"])
-    part1 = H.markdown(["mode", *[f"P={P:,}" for P in Ps], "slope", "theory"], rows)
-    mem = H.markdown(["mode", *[f"P={P:,}" for P in Ps]], [
-        [mode, *[f"{by[(P, mode)]['peak_rss_mb']:.0f}" if (P, mode) in by
-                 and by[(P, mode)]["peak_rss_mb"] else "-" for P in Ps]] for mode in jgd.MODES])
-    part2 = H.markdown(["vary", "n", "m", "jacfwd (ms)", "jacrev (ms)", "faster"], [
-        [r["vary"], r["n"], r["m"], f"{r['jacfwd'] * 1e3:.3f}", f"{r['jacrev'] * 1e3:.3f}",
-         "jacfwd" if r["jacfwd"] < r["jacrev"] else "jacrev"] for r in jac])
-    return ("Cost of one gradient in forward passes (median; slope of log cost vs log P):\n\n"
-            f"{part1}\n\nPeak RSS of the process while timing each mode (MB):\n\n{mem}\n\n"
-            f"Jacobian of f: R^n -> R^m (median time):\n\n{part2}")
+    part1 = hn.markdown(["mode", *[f"P={P:,}" for P in Ps], "slope", "theory"], rows)
+    mem = hn.markdown(
+        ["mode", *[f"P={P:,}" for P in Ps]],
+        [
+            [
+                mode,
+                *[
+                    f"{by[(P, mode)]['peak_rss_mb']:.0f}"
+                    if (P, mode) in by and by[(P, mode)]["peak_rss_mb"]
+                    else "-"
+                    for P in Ps
+                ],
+            ]
+            for mode in jgd.MODES
+        ],
+    )
+    part2 = hn.markdown(
+        ["vary", "n", "m", "jacfwd (ms)", "jacrev (ms)", "faster"],
+        [
+            [
+                r["vary"],
+                r["n"],
+                r["m"],
+                f"{r['jacfwd'] * 1e3:.3f}",
+                f"{r['jacrev'] * 1e3:.3f}",
+                "jacfwd" if r["jacfwd"] < r["jacrev"] else "jacrev",
+            ]
+            for r in jac
+        ],
+    )
+    return (
+        "Cost of one gradient in forward passes (median; slope of log cost vs log P):\n\n"
+        f"{part1}\n\nPeak RSS of the process while timing each mode (MB):\n\n{mem}\n\n"
+        f"Jacobian of f: R^n -> R^m (median time):\n\n{part2}"
+    )
 
 
 def _figures(costs, jac):
@@ -128,8 +181,11 @@ def _figures(costs, jac):
     for mode in jgd.MODES:
         pts = sorted((r["P"], r["cost_in_forward_passes"]) for r in costs if r["mode"] == mode)
         ax.loglog(*zip(*pts, strict=True), "o-", label=mode)
-    ax.set(xlabel="parameters P", ylabel="cost of one gradient (forward passes)",
-           title="Gradient cost by mode (MLP 784-h-10, batch 64)")
+    ax.set(
+        xlabel="parameters P",
+        ylabel="cost of one gradient (forward passes)",
+        title="Gradient cost by mode (MLP 784-h-10, batch 64)",
+    )
     ax.legend()
     fig2, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for ax, vary in zip(axes, ("n", "m"), strict=True):

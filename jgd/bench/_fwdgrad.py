@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 
 import jgd
-from jgd.bench import _harness as H
+from jgd.bench import _harness as hn
 
 
 def _digits():
@@ -36,24 +36,42 @@ def run(quick: bool, out: str) -> dict[str, Any]:
     settings = {"reverse": 0.05, "forward_gradient": 0.002}
     curves = {}
     for mode, lr in settings.items():
-        kwargs = dict(optimizer=optax.sgd, learning_rate=lr, batch_size=64, epochs=epochs, key=0,
-                      mode=mode)
+        kwargs = dict(
+            optimizer=optax.sgd, learning_rate=lr, batch_size=64, epochs=epochs, key=0, mode=mode
+        )
         jgd.fit(loss, params, tuple(train), **kwargs)  # compile outside the clock
         result = jgd.fit(loss, params, tuple(train), **kwargs)
         acc = jgd.models.accuracy(apply, result.params, test.X, test.y)
-        curves[mode] = {"lr": lr, "losses": result.losses, "run_time": result.run_time,
-                        "seconds_per_step": result.run_time / result.steps, "accuracy": acc}
-        print(f"  {mode}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
-              f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}",
-              flush=True)
-    table = H.markdown(
+        curves[mode] = {
+            "lr": lr,
+            "losses": result.losses,
+            "run_time": result.run_time,
+            "seconds_per_step": result.run_time / result.steps,
+            "accuracy": acc,
+        }
+        print(
+            f"  {mode}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
+            f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}",
+            flush=True,
+        )
+    table = hn.markdown(
         ["gradient", "lr", "steps", "ms per step", "final loss (last 50)", "test accuracy"],
-        [[m, c["lr"], len(c["losses"]), f"{c['seconds_per_step'] * 1e3:.3f}",
-          f"{np.mean(c['losses'][-50:]):.3f}", f"{c['accuracy']:.3f}"] for m, c in curves.items()])
+        [
+            [
+                m,
+                c["lr"],
+                len(c["losses"]),
+                f"{c['seconds_per_step'] * 1e3:.3f}",
+                f"{np.mean(c['losses'][-50:]):.3f}",
+                f"{c['accuracy']:.3f}",
+            ]
+            for m, c in curves.items()
+        ],
+    )
     print(table)
     results = {"quick": quick, "data": splits.name, "curves": curves}
     text = f"MLP {width}-128-10 on {splits.name}, SGD, batch 64, {epochs} epochs.\n\n{table}"
-    files = H.write(out, "fwdgrad", results, text, [_figure(curves)])
+    files = hn.write(out, "fwdgrad", results, text, [_figure(curves)])
     print("written:", ", ".join(str(f) for f in files))
     return results
 

@@ -30,8 +30,12 @@ def timeit(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return {"median": float(np.median(times)), "min": float(np.min(times)),
-            "max": float(np.max(times)), "repeats": repeats}
+    return {
+        "median": float(np.median(times)),
+        "min": float(np.min(times)),
+        "max": float(np.max(times)),
+        "repeats": repeats,
+    }
 
 
 def reset_peak_rss() -> bool:
@@ -83,8 +87,9 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write(out: str | os.PathLike, name: str, results: dict[str, Any], table: str,
-          figures: list[Any]) -> list[pathlib.Path]:
+def write(
+    out: str | os.PathLike, name: str, results: dict[str, Any], table: str, figures: list[Any]
+) -> list[pathlib.Path]:
     """Writes ``<name>.json``, ``<name>.md`` and ``<name>_<i>.png`` into ``out``."""
     folder = pathlib.Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,8 +109,10 @@ def write(out: str | os.PathLike, name: str, results: dict[str, Any], table: str
 
 
 def _header(m: dict[str, Any]) -> str:
-    return (f"Measured {m['date']} on {m['platform']} ({m['cpu_count']} CPUs), "
-            f"jax {m['jax']}, torch {m.get('torch')}, device {m['device']}.")
+    return (
+        f"Measured {m['date']} on {m['platform']} ({m['cpu_count']} CPUs), "
+        f"jax {m['jax']}, torch {m.get('torch')}, device {m['device']}."
+    )
 
 
 def _jsonable(x: Any) -> Any:

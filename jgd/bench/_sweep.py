@@ -14,7 +14,7 @@ import optax
 from flax import nnx
 
 import jgd
-from jgd.bench import _harness as H
+from jgd.bench import _harness as hn
 
 
 def _problems():
@@ -24,11 +24,19 @@ def _problems():
     apply, params = jgd.models.functional(jgd.models.MLP(64, 128, 10, rngs=nnx.Rngs(0)))
     return {
         "noise ball (P=2, B=1, 4000 steps)": (
-            line_loss, np.array([-1.0, -1.0], np.float32), line,
-            {"batch_size": 1, "epochs": 40}, np.geomspace(0.01, 0.2, 64)),
+            line_loss,
+            np.array([-1.0, -1.0], np.float32),
+            line,
+            {"batch_size": 1, "epochs": 40},
+            np.geomspace(0.01, 0.2, 64),
+        ),
         "MLP 64-128-10 on digits (B=32, 5 epochs)": (
-            jgd.models.classification_loss(apply), params, tuple(digits),
-            {"batch_size": 32, "epochs": 5}, np.geomspace(0.005, 0.5, 64)),
+            jgd.models.classification_loss(apply),
+            params,
+            tuple(digits),
+            {"batch_size": 32, "epochs": 5},
+            np.geomspace(0.005, 0.5, 64),
+        ),
     }
 
 
@@ -40,31 +48,85 @@ def run(quick: bool, out: str) -> dict[str, Any]:
         for K in Ks:
             lrs = [float(r) for r in rates[:: len(rates) // K][:K]]
             jgd.sweep(loss, params, data, optimizer=optax.sgd, learning_rate=lrs, key=0, **plan)
-            swept = float(np.median([
-                jgd.sweep(loss, params, data, optimizer=optax.sgd, learning_rate=lrs, key=0,
-                          **plan).run_time for _ in range(3)]))
-            fits = [jgd.fit(loss, params, data, optimizer=optax.sgd, learning_rate=lr, key=0,
-                            **plan).run_time for lr in lrs]  # the first compiles (excluded)
+            swept = float(
+                np.median(
+                    [
+                        jgd.sweep(
+                            loss,
+                            params,
+                            data,
+                            optimizer=optax.sgd,
+                            learning_rate=lrs,
+                            key=0,
+                            **plan,
+                        ).run_time
+                        for _ in range(3)
+                    ]
+                )
+            )
+            fits = [
+                jgd.fit(
+                    loss, params, data, optimizer=optax.sgd, learning_rate=lr, key=0, **plan
+                ).run_time
+                for lr in lrs
+            ]  # the first compiles (excluded)
             sequential = float(np.sum(fits))
             if K == 1:
-                single = float(np.median(fits + [
-                    jgd.fit(loss, params, data, optimizer=optax.sgd, learning_rate=lrs[0], key=0,
-                            **plan).run_time for _ in range(2)]))
-            rows.append({"problem": name, "K": K, "sweep_seconds": swept,
-                         "sequential_seconds": sequential, "single_run_seconds": single,
-                         "sweep_over_single": swept / single})
-            print(f"  {name}: K={K:>3} sweep {swept * 1e3:8.1f} ms, {K} fits "
-                  f"{sequential * 1e3:8.1f} ms, sweep / one run {swept / single:5.2f}x", flush=True)
-    table = H.markdown(
+                single = float(
+                    np.median(
+                        fits
+                        + [
+                            jgd.fit(
+                                loss,
+                                params,
+                                data,
+                                optimizer=optax.sgd,
+                                learning_rate=lrs[0],
+                                key=0,
+                                **plan,
+                            ).run_time
+                            for _ in range(2)
+                        ]
+                    )
+                )
+            rows.append(
+                {
+                    "problem": name,
+                    "K": K,
+                    "sweep_seconds": swept,
+                    "sequential_seconds": sequential,
+                    "single_run_seconds": single,
+                    "sweep_over_single": swept / single,
+                }
+            )
+            print(
+                f"  {name}: K={K:>3} sweep {swept * 1e3:8.1f} ms, {K} fits "
+                f"{sequential * 1e3:8.1f} ms, sweep / one run {swept / single:5.2f}x",
+                flush=True,
+            )
+    table = hn.markdown(
         ["problem", "K", "one sweep (ms)", "K fits (ms)", "speed-up", "sweep / one run"],
-        [[r["problem"], r["K"], f"{r['sweep_seconds'] * 1e3:.1f}",
-          f"{r['sequential_seconds'] * 1e3:.1f}",
-          f"{r['sequential_seconds'] / r['sweep_seconds']:.1f}x",
-          f"{r['sweep_over_single']:.2f}x"] for r in rows])
+        [
+            [
+                r["problem"],
+                r["K"],
+                f"{r['sweep_seconds'] * 1e3:.1f}",
+                f"{r['sequential_seconds'] * 1e3:.1f}",
+                f"{r['sequential_seconds'] / r['sweep_seconds']:.1f}x",
+                f"{r['sweep_over_single']:.2f}x",
+            ]
+            for r in rows
+        ],
+    )
     print(table)
     results = {"quick": quick, "rows": rows}
-    files = H.write(out, "sweep", results, "Run time, compile excluded (median of 3 sweeps).\n\n"
-                    + table, [_figure(rows)])
+    files = hn.write(
+        out,
+        "sweep",
+        results,
+        "Run time, compile excluded (median of 3 sweeps).\n\n" + table,
+        [_figure(rows)],
+    )
     print("written:", ", ".join(str(f) for f in files))
     return results
 
@@ -79,10 +141,16 @@ def _figure(rows):
     for i, problem in enumerate(sorted({r["problem"] for r in rows})):
         rs = [r for r in rows if r["problem"] == problem]
         Ks = [r["K"] for r in rs]
-        ax.loglog(Ks, [r["sweep_seconds"] for r in rs], "o-", color=f"C{i}",
-                  label=f"one sweep: {problem}")
-        ax.loglog(Ks, [r["sequential_seconds"] for r in rs], "s--", color=f"C{i}",
-                  label=f"K fits: {problem}")
+        ax.loglog(
+            Ks, [r["sweep_seconds"] for r in rs], "o-", color=f"C{i}", label=f"one sweep: {problem}"
+        )
+        ax.loglog(
+            Ks,
+            [r["sequential_seconds"] for r in rs],
+            "s--",
+            color=f"C{i}",
+            label=f"K fits: {problem}",
+        )
     ax.set(xlabel="runs K", ylabel="seconds", title="K learning rates: one vmapped sweep vs K fits")
     ax.legend(fontsize=7)
     return fig
