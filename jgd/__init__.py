@@ -10,6 +10,7 @@ from jgd._errors import DivergenceError
 from jgd._fit import FitResult, Progress, TrainState, fit, make_step
 from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
 from jgd._losses import per_example
+from jgd._parallel import data_mesh
 from jgd._sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "check_grads",
     "compile_count",
     "data",
+    "data_mesh",
     "fit",
     "grad",
     "hvp",

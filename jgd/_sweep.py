@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _compile, _errors, _fit, _optim
+from jgd import _batching, _compile, _errors, _fit, _optim, _parallel
 from jgd._schedules import InverseTimeDecay
 
 
@@ -61,6 +61,7 @@ def sweep(
     learning_rate: Any,
     seeds: Sequence[int] | None = None,
     key: Any = None,
+    mesh: Any = None,
     **fit_options: Any,
 ) -> SweepResult:
     """``fit`` over a grid of learning rates and seeds, in one compiled, vmapped call.
@@ -73,6 +74,8 @@ def sweep(
       seeds: int seeds, one run per (learning rate, seed) pair, learning rates outermost; each
         run's key is the one ``fit(key=seed)`` would use. ``None``: every run uses ``key``.
       key: the key for every run when ``seeds`` is None.
+      mesh: a ``jax.sharding.Mesh``: the runs are spread over its data axis (each device runs
+        its share of them; the data is replicated).
       **fit_options: ``batch_size``, ``epochs``, ``order``, ``mode``, ``chunk_size``,
         ``step_size``, ``num_tangents``, ``record_params``, ``max_loss`` as for ``fit``.
 
@@ -117,6 +120,7 @@ def sweep(
         checkpoint_dir=None,
         checkpoint_every=None,
         callback=None,
+        mesh=None,
         **_fit_defaults(fit_options),
     )
     if first.program.optimizer[0] != "factory":
@@ -131,21 +135,39 @@ def sweep(
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hparams)
     keys = jnp.stack([first.key if s is None else _fit.as_key(s) for _, s in runs])
     order = None if first.order is None else jnp.asarray(first.order)
+    shared = (first.params, first.settings, first.data, order)
+    if mesh is not None:
+        stacked, keys, shared = _spread(mesh, stacked, keys, shared)
     started = time.perf_counter()
     (state, guard, out), compile_time = _compile.call(
         _run_many,
         (first.program, first.plan),
-        first.params,
+        shared[0],
         stacked,
         keys,
-        first.settings,
-        first.data,
-        order,
+        shared[1],
+        shared[2],
+        shared[3],
     )
+    state, guard, out = jax.tree_util.tree_map(lambda x: x[: len(runs)], (state, guard, out))
     out = jax.device_get(out)
     return _result(
         first, runs, state, guard, out, compile_time, time.perf_counter() - started - compile_time
     )
+
+
+def _spread(mesh, stacked, keys, shared):
+    """Runs split over the mesh's data axis (padded with copies of the last run to a multiple
+    of the device count; the copies are dropped from the result), everything else replicated."""
+    n = mesh.shape[_parallel.axis_of(mesh)]
+    extra = (-len(keys)) % n
+
+    def pad(x):
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra else x
+
+    stacked, keys = jax.tree_util.tree_map(pad, (stacked, keys))
+    stacked, keys = _parallel.put_by_examples((stacked, keys), mesh)
+    return stacked, keys, _parallel.put_replicated(shared, mesh)
 
 
 def _run_many(static, params, hparams, keys, settings, data, order):

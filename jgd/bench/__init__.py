@@ -10,15 +10,27 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BENCHMARKS = {"ad": "_ad", "train": "_train", "sweep": "_sweep", "fwdgrad": "_fwdgrad"}
+BENCHMARKS = {
+    "ad": "_ad",
+    "train": "_train",
+    "sweep": "_sweep",
+    "fwdgrad": "_fwdgrad",
+    "scale": "_scale",
+}
 
 
-def run(name: str, quick: bool = False, out: str = "benchmarks/results") -> dict[str, Any]:
-    """Runs benchmark ``name`` (``--quick``: a smaller run, under 2 minutes) and writes results."""
+def run(
+    name: str, quick: bool = False, out: str = "benchmarks/results", tiny: bool = False
+) -> dict[str, Any]:
+    """Runs benchmark ``name`` and writes its results into ``out``.
+
+    ``quick``: a smaller run, under 2 minutes each. ``tiny``: the smallest sizes, seconds, for the
+    harness's own tests (the numbers mean little).
+    """
     if name not in BENCHMARKS:
         raise ValueError(f"benchmark {name!r} is unknown; expected one of {sorted(BENCHMARKS)}.")
     module = importlib.import_module(f"jgd.bench.{BENCHMARKS[name]}")
-    return module.run(quick=quick, out=out)
+    return module.run(quick=quick or tiny, out=out, tiny=tiny)
 
 
 __all__ = ["BENCHMARKS", "run"]

@@ -26,13 +26,13 @@ def _digits():
     return jgd.data.real_digits(None)
 
 
-def run(quick: bool, out: str) -> dict[str, Any]:
-    splits = _digits()
+def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
+    splits = jgd.data.real_digits(None) if tiny else _digits()
     train, test = splits.train, splits.test
     width = train.X.shape[1]
     apply, params = jgd.models.functional(jgd.models.MLP(width, 128, 10, rngs=nnx.Rngs(0)))
     loss = jgd.models.classification_loss(apply)
-    epochs = 2 if quick else 10
+    epochs = 1 if tiny else 2 if quick else 10
     settings = {"reverse": 0.05, "forward_gradient": 0.002}
     curves = {}
     for mode, lr in settings.items():

@@ -40,8 +40,8 @@ def _problems():
     }
 
 
-def run(quick: bool, out: str) -> dict[str, Any]:
-    Ks = [1, 4, 16] if quick else [1, 4, 16, 64]
+def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
+    Ks = [1, 2] if tiny else [1, 4, 16] if quick else [1, 4, 16, 64]
     rows = []
     for name, (loss, params, data, plan, rates) in _problems().items():
         single = None

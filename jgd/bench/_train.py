@@ -127,14 +127,14 @@ def torch_loop(X, y, order, repeats, compile: bool) -> float | None:
     return _median_rate(once, len(order), repeats)
 
 
-def run(quick: bool, out: str) -> dict[str, Any]:
+def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     X, y = _data()
-    gflops = hn.matmul_gflops()
+    gflops = hn.matmul_gflops(256 if tiny else 2048)
     print(f"float32 matmul rate: {gflops:.1f} GFLOP/s", flush=True)
     plan = (
         {1: 1000, 64: 400, 1024: 60} if quick else {1: 4000, 8: 3000, 64: 2000, 256: 600, 1024: 200}
     )
-    repeats = 3
+    repeats = 1 if tiny else 3
     rows = []
     for batch, steps in plan.items():
         order = _order(batch, steps)

@@ -1,0 +1,82 @@
+"""Data-parallel descent over a ``jax.sharding.Mesh``: nothing home-made, XLA does the work.
+
+With ``fit(..., mesh=mesh)`` the params and optimizer state are replicated on every device, and
+each batch is sharded along its example axis over the mesh's data axis: full-batch data is placed
+sharded once; for shuffled or explicit plans the data is replicated and every gathered batch is
+constrained (``jax.lax.with_sharding_constraint``) to the sharded layout. XLA's SPMD partitioner
+then splits the forward and backward passes by examples and inserts the all-reduce that sums the
+gradient. The same code runs on one CPU, on ``--xla_force_host_platform_device_count=N`` fake
+devices, on GPUs, and across hosts after ``jax.distributed.initialize()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jgd import _errors
+
+
+def data_mesh(devices: Any = None, axis: str = "data") -> Mesh:
+    """A one-axis mesh over ``devices`` (default: all of ``jax.devices()``).
+
+    Examples:
+      >>> import jgd
+      >>> mesh = jgd.data_mesh()
+      >>> mesh.axis_names
+      ('data',)
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    auto = (jax.sharding.AxisType.Auto,)  # let XLA's partitioner place the intermediates
+    return jax.make_mesh((len(devices),), (axis,), devices=devices, axis_types=auto)
+
+
+def axis_of(mesh: Any) -> str:
+    """The mesh axis batches are split over: ``"data"`` if it has one, else its first axis."""
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"mesh={_errors.describe(mesh)} is not a jax.sharding.Mesh; build one with "
+            "jgd.data_mesh() or jax.make_mesh((n,), ('data',))."
+        )
+    return "data" if "data" in mesh.axis_names else mesh.axis_names[0]
+
+
+def check_divisible(mesh: Mesh, batch_size: int, what: str = "batch_size") -> None:
+    """Raises unless ``batch_size`` splits evenly over the mesh's data axis."""
+    axis = axis_of(mesh)
+    n = mesh.shape[axis]
+    if batch_size % n:
+        raise ValueError(
+            f"{what}={batch_size} cannot be split evenly over the {n} devices of the mesh's "
+            f"'{axis_of(mesh)}' axis; use a multiple of {n} (e.g. {max(n, batch_size // n * n)}), "
+            "or mesh=None to run on one device."
+        )
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def by_examples(mesh: Mesh) -> NamedSharding:
+    """Leading (example) axis split over the data axis, the rest replicated."""
+    return NamedSharding(mesh, PartitionSpec(axis_of(mesh)))
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+    return jax.device_put(tree, replicated(mesh))
+
+
+def put_by_examples(tree: Any, mesh: Mesh) -> Any:
+    return jax.device_put(tree, by_examples(mesh))
+
+
+def shard_batch(batch: Any, mesh: Mesh | None) -> Any:
+    """Inside the program: constrain a gathered batch to be split by examples."""
+    if mesh is None:
+        return batch
+    explicit = getattr(jax.sharding.AxisType, "Explicit", None)
+    if explicit is not None and explicit in getattr(mesh, "axis_types", ()):
+        return jax.sharding.reshard(batch, PartitionSpec(axis_of(mesh)))
+    return jax.lax.with_sharding_constraint(batch, by_examples(mesh))
