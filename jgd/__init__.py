@@ -4,6 +4,7 @@ The public API; everything else lives in private modules. See README.md for a to
 """
 
 from jgd import data, losses, models, schedules
+from jgd._batching import shuffled_order
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._errors import DivergenceError
@@ -38,6 +39,7 @@ __all__ = [
     "models",
     "per_example",
     "schedules",
+    "shuffled_order",
     "sweep",
     "value_and_grad",
 ]

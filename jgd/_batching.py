@@ -130,3 +130,21 @@ def shuffled_indices(key: jax.Array, plan: Plan) -> jax.Array:
 def gather(data: Any, rows: jax.Array) -> Any:
     """The batch of ``data`` at example indices ``rows``."""
     return jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), data)
+
+
+def shuffled_order(num_examples: int, batch_size: int, epochs: int, key: Any) -> np.ndarray:
+    """The (steps, batch_size) example indices ``fit(batch_size=..., key=key)`` uses, on the host.
+
+    Pass it to ``fit(order=...)``, or to a PyTorch loop, to replay jgd's plan exactly.
+
+    Examples:
+      >>> import jgd
+      >>> order = jgd.shuffled_order(10, 3, epochs=2, key=0)
+      >>> order.shape  # 10 // 3 = 3 batches per epoch, the last example of each epoch left out
+      (6, 3)
+    """
+    from jgd._fit import as_key
+
+    num_examples = _errors.positive_int("num_examples", num_examples)
+    plan = make_plan(num_examples, batch_size, epochs, None)
+    return np.asarray(jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan))

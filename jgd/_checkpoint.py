@@ -4,13 +4,16 @@ A checkpoint holds the train state, the divergence guard, the per-step history s
 description of the run. Resuming checks that description against the new call, so a checkpoint
 is never silently continued with other arguments. orbax writes each step to a temporary folder and
 renames it when complete; a newest checkpoint that still fails to restore (a corrupted file) is
-reported with a warning and the previous one is used.
+reported with a warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one
+is used.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pathlib
+import time
 import warnings
 from typing import Any
 
@@ -66,9 +69,11 @@ class Checkpoints:
                     ),
                 )
             except Exception as e:  # orbax raises many types for damaged files
+                aside = self._move_aside(step)
                 warnings.warn(
                     f"checkpoint step {step} in {self.directory} could not be read "
-                    f"({type(e).__name__}: {str(e)[:120]}); trying the previous one.",
+                    f"({type(e).__name__}: {str(e)[:120]}); moved to {aside.name} and trying "
+                    "the previous one.",
                     RuntimeWarning,
                     stacklevel=3,
                 )
@@ -76,6 +81,15 @@ class Checkpoints:
             self._check_same_run(restored["run"])
             return step, restored["state"]
         return None
+
+    def _move_aside(self, step: int) -> pathlib.Path:
+        """Renames an unreadable step folder (kept for inspection) so it can be written again."""
+        source = pathlib.Path(self.directory) / str(step)
+        target = source.with_name(f"unreadable-{step}-{int(time.time())}")
+        if source.exists():
+            source.rename(target)
+        self._manager.reload()
+        return target
 
     def _check_same_run(self, saved: dict[str, Any]) -> None:
         differ = sorted(

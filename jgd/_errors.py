@@ -78,6 +78,20 @@ def float_params(name: str, params: Any) -> None:
             )
 
 
+def not_half(name: str, params: Any, mode: str) -> None:
+    """Raises for 16-bit float leaves: finite differences there keep no significant digits."""
+    for path, leaf in leaf_paths(params):
+        dtype = jnp.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+            where = "" if path == "<root>" else path
+            raise TypeError(
+                f"{name}{where} is {jnp.dtype(dtype).name}: mode={mode!r} finite differences "
+                f"need at least float32 (a {jnp.dtype(dtype).name} step of "
+                f"eps^(1/2) = {float(jnp.finfo(dtype).eps) ** 0.5:.2g} leaves no significant "
+                "digits). Cast the params to float32, or use mode='reverse' or 'forward'."
+            )
+
+
 def scalar_loss(loss: Any, params: Any, batch: Any) -> None:
     """Raises unless ``loss(params, batch)`` returns a real scalar (checked abstractly)."""
     out = jax.eval_shape(loss, params, batch)

@@ -87,6 +87,8 @@ def value_and_grad(
                 "key=jax.random.key(0); got key=None."
             )
         _errors.float_params("params", params)
+        if mode in ("fd_forward", "fd_central"):
+            _errors.not_half("params", params, mode)
         _errors.scalar_loss(loss, params, batch)
         options = _Options(chunk_size, step_size, num_tangents)
         return compute(loss, params, batch, key, options)
