@@ -109,12 +109,12 @@ def _summary(sections: list[Section]) -> str:
         return ""
     w = max(len(r.quantity) for _, r in rows)
     w = min(w, 78)
-    head = f"\n{'#':>2}  {'quantity':<{w}}  {'reference':>20}  {'jgd':>20}  agree"
+    head = f"\n{'#':>2}  {'quantity':<{w}}  {'reference':>28}  {'jgd':>20}  agree"
     lines = [head, "-" * len(head.strip("\n"))]
     for n, r in rows:
         ref = f"{r.reference} ({r.source})" if r.source != "seed" else r.reference
         mark = "yes" if r.agree else "NO"
-        lines.append(f"{n:>2}  {r.quantity[:w]:<{w}}  {ref[:20]:>20}  {r.value[:20]:>20}  {mark}")
+        lines.append(f"{n:>2}  {r.quantity[:w]:<{w}}  {ref[:28]:>28}  {r.value[:20]:>20}  {mark}")
     agreed = sum(r.agree for _, r in rows)
     lines.append(f"{agreed}/{len(rows)} comparisons agree")
     return "\n".join(lines)
