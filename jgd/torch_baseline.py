@@ -69,6 +69,7 @@ def train(
     momentum: float = 0.0,
     nesterov: bool = False,
     compile: bool = False,
+    dtype: Any = np.float32,
 ) -> dict[str, Any]:
     """The seeds' training loop over the batches ``order`` names; the model is trained in place.
 
@@ -78,13 +79,14 @@ def train(
       order: int array (steps, batch_size) of example indices, one row per step.
       lr, momentum, nesterov: ``torch.optim.SGD``'s arguments.
       compile: wrap the model in ``torch.compile`` (compiled before timing starts).
+      dtype: the inputs' dtype (``np.float64`` with a ``model.double()``).
 
     Returns:
       ``{"losses": per-step losses (np.float32), "seconds": wall time of the loop,
       "compile_seconds": time of the warm-up compile when ``compile``}``.
     """
     torch = require_torch()
-    Xt, yt = torch.as_tensor(np.asarray(X, np.float32)), torch.as_tensor(np.asarray(y, np.int64))
+    Xt, yt = torch.as_tensor(np.asarray(X, dtype)), torch.as_tensor(np.asarray(y, np.int64))
     rows = torch.as_tensor(np.asarray(order, np.int64))
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov)
@@ -96,7 +98,7 @@ def train(
         criterion(forward(Xt[rows[0]]), yt[rows[0]]).backward()  # compiles forward and backward
         optimizer.zero_grad()
         compile_seconds = time.perf_counter() - start
-    losses = torch.empty(len(rows))
+    losses = torch.empty(len(rows), dtype=torch.float64 if dtype == np.float64 else torch.float32)
     start = time.perf_counter()
     for t, idx in enumerate(rows):
         optimizer.zero_grad()

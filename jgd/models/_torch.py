@@ -35,7 +35,8 @@ def from_torch(module: Any, into: MLP | None = None) -> MLP:
       into: an MLP whose architecture the weights must fit; a new one is built when None.
 
     Returns:
-      A new ``jgd.models.MLP`` (``into`` is not modified).
+      A new ``jgd.models.MLP`` (``into`` is not modified) with the module's dtype (float64 for
+      a ``module.double()`` under ``jax.enable_x64``).
 
     Raises:
       ValueError: consecutive layers do not chain, or a layer's shape does not fit ``into``;
@@ -65,11 +66,13 @@ def from_torch(module: Any, into: MLP | None = None) -> MLP:
                 )
     model = MLP(sizes[0], sizes[1:-1], sizes[-1], rngs=nnx.Rngs(0))
     for layer, target in zip(linears, model.layers, strict=True):
-        target.kernel[...] = jnp.asarray(layer.weight.detach().cpu().numpy().T)
+        # set_value replaces the array whole, so the MLP takes the torch module's dtype
+        weight = jnp.asarray(layer.weight.detach().cpu().numpy().T)
+        target.kernel.set_value(weight)
         if layer.bias is None:
-            target.bias[...] = jnp.zeros_like(target.bias[...])
+            target.bias.set_value(jnp.zeros(weight.shape[1], weight.dtype))
         else:
-            target.bias[...] = jnp.asarray(layer.bias.detach().cpu().numpy())
+            target.bias.set_value(jnp.asarray(layer.bias.detach().cpu().numpy()))
     return model
 
 
