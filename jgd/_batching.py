@@ -52,18 +52,37 @@ def num_examples(data: Any) -> int:
 
 
 def check_finite(data: Any) -> None:
-    """Raises ValueError naming the first array and row holding a NaN or Inf."""
+    """Raises ValueError naming the first array and row holding a NaN or Inf.
+
+    Host arrays are checked on the host; device arrays on their device, where one boolean per
+    array comes back (a row mask only when something is wrong): the data is never copied back.
+    """
     for path, leaf in _errors.leaf_paths(data):
-        arr = np.asarray(leaf)
-        if not np.issubdtype(arr.dtype, np.inexact):
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             continue
-        bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+        if isinstance(leaf, jax.Array):
+            if bool(_all_finite(leaf)):
+                continue
+            bad = np.asarray(_bad_rows(leaf))
+        else:
+            arr = np.asarray(leaf)
+            bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(
                 f"data{path} has a non-finite value (NaN or Inf) in row {row} "
                 f"({int(bad.sum())} bad rows in all); clean or drop those examples first."
             )
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+@jax.jit
+def _bad_rows(x: jax.Array) -> jax.Array:
+    return ~jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1)
 
 
 def make_plan(m: int, batch_size: int | None, epochs: int, order: Any | None) -> Plan:

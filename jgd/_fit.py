@@ -433,17 +433,12 @@ class _Run:
     def _indices(self):
         if self.plan.kind == "full":
             return None, 0.0
-        if self.plan.kind == "order":
-            rows = self.order
-        else:
-            rows, seconds = _compile.call(_shuffled, self.plan, self.key)
-            rows = np.asarray(rows)
-        padded = _pad_rows(np.asarray(rows), self.program.chunk)
+        if self.plan.kind == "shuffle":  # drawn and padded on the device, never on the host
+            return _compile.call(_shuffled, (self.plan, self.program.chunk), self.key)
+        padded = _pad_rows(self.order, self.program.chunk)
         if self.program.mesh is not None:
-            padded = _parallel.put_replicated(padded, self.program.mesh)
-        else:
-            padded = jax.device_put(padded)
-        return padded, 0.0 if self.plan.kind == "order" else seconds
+            return _parallel.put_replicated(padded, self.program.mesh), 0.0
+        return jax.device_put(padded), 0.0
 
     def _after_chunk(self, done, state, guard, outputs, bar) -> None:
         last = outputs[-1]["loss"]
@@ -522,8 +517,10 @@ def _this_chunk(losses: np.ndarray, done: int, chunk: int) -> np.ndarray:
     return losses[:ran]
 
 
-def _shuffled(plan: _batching.Plan, key: jax.Array) -> jax.Array:
-    return _batching.shuffled_indices(key, plan)
+def _shuffled(static: tuple[_batching.Plan, int], key: jax.Array) -> jax.Array:
+    plan, chunk = static
+    rows = _batching.shuffled_indices(key, plan)
+    return jnp.pad(rows, ((0, (-plan.steps) % chunk), (0, 0)))
 
 
 def _pad_rows(rows: np.ndarray, chunk: int) -> np.ndarray:

@@ -423,3 +423,9 @@ def test_unreadable_data_file_exits_2(tmp_path, capsys):
     assert cli.main(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err and "idx" in err
+
+
+def test_nan_in_device_data_is_found_on_the_device():
+    X = jnp.ones((5, 3)).at[3, 2].set(jnp.nan)
+    with pytest.raises(ValueError, match=r"data\[0\] has a non-finite value .* row 3"):
+        jgd.fit(LINE, jnp.zeros(3), (X, jnp.ones(5)), optimizer=optax.sgd, learning_rate=0.1)
