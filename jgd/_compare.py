@@ -66,7 +66,7 @@ def compare_torch(
         raise ValueError(
             f"batch_size={batch_size} is larger than the {len(train.y)} training examples."
         )
-    order = _order(len(train.y), batch_size, steps, seed)
+    order = epoch_order(len(train.y), batch_size, steps, seed)
     torch.manual_seed(seed)
     net = torch_baseline.Net(train.X.shape[1], hidden, 10)
     apply, params = models.functional(models.from_torch(net))
@@ -101,7 +101,8 @@ def compare_torch(
     )
 
 
-def _order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+def epoch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """``steps`` rows of a ``default_rng(seed)`` permutation per epoch, short batch dropped."""
     rng = np.random.default_rng(seed)
     per_epoch = n // batch_size
     epochs = -(-steps // per_epoch)

@@ -57,13 +57,18 @@ def test_section_6_logistic_and_two_minima():
     assert (ends < 0).any() and (ends > 0).any()
 
 
-def test_section_7_modes_agree_and_forward_costs_more():
+def test_section_7_modes_agree_and_count_their_passes():
     section = tour.gradient_modes()
     assert all(r.agree for r in section.rows if r.agree is not None)
     report = section.figure["report"]
-    assert report["forward"].seconds > 20 * report["reverse"].seconds
-    costs = [fwd for _, _, fwd in section.figure["scaling"]]
-    assert costs == sorted(costs)  # forward mode's cost grows with P
+    P = report.num_params
+    assert P == 64 * 32 + 32 + 32 * 10 + 10
+    # costs as pass counts (deterministic; the timings are shown, never asserted in tests)
+    assert report["forward"].loss_evaluations == P + 1 and report["reverse"].loss_evaluations == 2
+    assert report["fd_central"].loss_evaluations == 2 * P
+    assert all(r.seconds > 0 for r in report.rows)
+    sizes = [p for p, _, _ in section.figure["scaling"]]
+    assert sizes == sorted(sizes) and len(sizes) == 3
 
 
 def test_section_8_matches_pytorch():

@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 import jgd
+from jgd._compare import epoch_order
 
 
 class Row(NamedTuple):
@@ -572,14 +573,6 @@ def _cost_in_passes(hidden: int) -> tuple[int, float, float]:
 # --- 8 and 9. the PyTorch model, ported -------------------------------------------------------
 
 
-def _digit_order(n: int, batch: int, epochs: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    per = n // batch
-    return np.concatenate(
-        [rng.permutation(n)[: per * batch].reshape(per, batch) for _ in range(epochs)]
-    )
-
-
 def pytorch_model(mnist_dir: str | None = None, epochs: int = 15) -> Section:
     """The seeds' Net in flax NNX, SGD lr 0.01, batch 64, beside the same run in PyTorch."""
     splits = jgd.data.real_digits(mnist_dir)
@@ -587,7 +580,7 @@ def pytorch_model(mnist_dir: str | None = None, epochs: int = 15) -> Section:
     if len(train.y) > 10_000:
         epochs = 1
     width = train.X.shape[1]
-    order = _digit_order(len(train.y), 64, epochs)
+    order = epoch_order(len(train.y), 64, steps=epochs * (len(train.y) // 64), seed=0)
     try:
         from jgd import torch_baseline
 
