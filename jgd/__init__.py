@@ -8,10 +8,12 @@ from jgd._batching import shuffled_order
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._errors import DivergenceError
-from jgd._fit import FitResult, Progress, TrainState, fit, make_step
+from jgd._fit import FitResult, Progress, fit
 from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
 from jgd._losses import per_example
 from jgd._parallel import data_mesh
+from jgd._state import TrainState
+from jgd._step import make_step
 from jgd._sweep import SweepResult, sweep
 
 __version__ = "0.1.0"

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import _errors
+from jgd._state import as_key
 
 
 class Plan(NamedTuple):
@@ -162,8 +163,6 @@ def shuffled_order(num_examples: int, batch_size: int, epochs: int, key: Any) ->
       >>> order.shape  # 10 // 3 = 3 batches per epoch, the last example of each epoch left out
       (6, 3)
     """
-    from jgd._fit import as_key
-
     num_examples = _errors.positive_int("num_examples", num_examples)
     plan = make_plan(num_examples, batch_size, epochs, None)
     return np.asarray(jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan))

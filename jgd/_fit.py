@@ -19,119 +19,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jgd import _batching, _compile, _errors, _optim, _parallel
 from jgd._grad import MODES, value_and_grad
+from jgd._state import TrainState, as_key
+from jgd._step import make_step
 
 Loss = Callable[[Any, Any], jax.Array]
-
-
-class TrainState(NamedTuple):
-    """Everything a run carries from step to step; a pytree.
-
-    Attributes:
-      params: the model parameters (any pytree of float arrays).
-      opt_state: the optax optimizer state.
-      step: the number of updates done so far (int32 scalar).
-      key: the PRNG key the step draws from (forward-gradient tangents).
-    """
-
-    params: Any
-    opt_state: Any
-    step: jax.Array
-    key: jax.Array
-
-    @classmethod
-    def create(
-        cls, params: Any, optimizer: optax.GradientTransformation, key: Any = 0
-    ) -> TrainState:
-        """A fresh state: ``optimizer.init(params)``, step 0, ``key`` (an int seed or a key).
-
-        Examples:
-          >>> import jax.numpy as jnp, optax, jgd
-          >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.1))
-          >>> int(state.step)
-          0
-        """
-        return cls(params, optimizer.init(params), jnp.zeros((), jnp.int32), as_key(key))
-
-
-def as_key(key: Any) -> jax.Array:
-    """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return jax.random.PRNGKey(int(key))
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    arr = jnp.asarray(key) if isinstance(key, jax.Array | np.ndarray) else None
-    if arr is None or arr.dtype != jnp.uint32:
-        raise ValueError(
-            f"key={_errors.describe(key)} is not valid; expected an int seed or a JAX PRNG key "
-            "such as jax.random.key(0)."
-        )
-    return arr
-
-
-def make_step(
-    loss: Loss,
-    optimizer: optax.GradientTransformation,
-    mode: str = "reverse",
-    *,
-    check_grads: bool = True,
-    **grad_options: Any,
-) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure training step to compose and ``jax.jit``.
-
-    Args:
-      loss: ``loss(params, batch) -> scalar``.
-      optimizer: an optax ``GradientTransformation``.
-      mode: the gradient mode (see ``jgd.value_and_grad``).
-      check_grads: compute the gradient's norm (a reduction over every gradient entry: at batch
-        size 1 about two thirds of a step of the seeds' MLP) and include it in ``finite``. When
-        False, ``finite`` is the loss's alone and ``grad_norm`` is NaN.
-      **grad_options: ``chunk_size``, ``step_size``, ``num_tangents`` for ``value_and_grad``.
-
-    Returns:
-      ``step(state, batch) -> (state, metrics)``; ``metrics`` holds the batch ``loss`` at the
-      params before the update, the gradient's ``grad_norm``, and ``finite`` (loss and gradient
-      finite).
-
-    Examples:
-      >>> import jax, jax.numpy as jnp, optax, jgd
-      >>> loss = lambda w, batch: 0.5 * jnp.sum((w - batch) ** 2)
-      >>> step = jax.jit(jgd.make_step(loss, optax.sgd(0.5)))
-      >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.5))
-      >>> state, metrics = step(state, jnp.array([2.0, 4.0]))
-      >>> state.params.tolist(), float(metrics["loss"])
-      ([1.0, 2.0], 10.0)
-    """
-    _errors.one_of("mode", mode, MODES)
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(
-            f"optimizer={_errors.describe(optimizer)} is not valid for make_step; expected an "
-            "optax GradientTransformation such as optax.sgd(0.1)."
-        )
-    value_and_grad_fn = value_and_grad(loss, mode, **grad_options)
-    needs_key = mode == "forward_gradient"
-
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
-        key, sub = jax.random.split(state.key) if needs_key else (state.key, None)
-        value, grads = value_and_grad_fn(state.params, batch, key=sub)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        # One reduction serves both: the norm is finite iff every entry is (NaN and Inf
-        # propagate), except a finite gradient so large (> ~1e19 in float32) that its square
-        # overflows, which counts as a blow-up too.
-        if check_grads:
-            grad_norm = optax.tree.norm(grads)
-            finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
-        else:
-            grad_norm = jnp.full((), jnp.nan, jnp.float32)
-            finite = jnp.isfinite(value)
-        metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite}
-        return TrainState(params, opt_state, state.step + 1, key), metrics
-
-    return step
 
 
 class Progress(NamedTuple):

@@ -18,6 +18,7 @@ import numpy as np
 
 from jgd import _batching, _compile, _errors, _fit, _optim, _parallel
 from jgd._schedules import InverseTimeDecay
+from jgd._state import as_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,7 @@ def sweep(
     for lr, _ in runs:
         _optim.check_learning_rate(lr)
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hparams)
-    keys = jnp.stack([first.key if s is None else _fit.as_key(s) for _, s in runs])
+    keys = jnp.stack([first.key if s is None else as_key(s) for _, s in runs])
     order = None if first.order is None else jnp.asarray(first.order)
     shared = (first.params, first.settings, first.data, order)
     if mesh is not None:
