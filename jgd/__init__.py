@@ -5,15 +5,18 @@ The public API; everything else lives in private modules. See README.md for a to
 
 from jgd import data, losses, models, schedules
 from jgd._batching import shuffled_order
+from jgd._blocks import scan_steps, with_data
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._errors import DivergenceError
-from jgd._fit import FitResult, Progress, fit
+from jgd._fit import Progress, fit
 from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
+from jgd._guard import Stop, guard
 from jgd._losses import per_example
 from jgd._parallel import data_mesh
+from jgd._result import FitResult
 from jgd._state import TrainState
-from jgd._step import make_step
+from jgd._step import Step, make_step
 from jgd._sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
@@ -26,6 +29,8 @@ __all__ = [
     "GradCheckRow",
     "Progress",
     "StabilityBound",
+    "Step",
+    "Stop",
     "SweepResult",
     "TrainState",
     "check_grads",
@@ -34,14 +39,17 @@ __all__ = [
     "data_mesh",
     "fit",
     "grad",
+    "guard",
     "hvp",
     "losses",
     "make_step",
     "max_stable_learning_rate",
     "models",
     "per_example",
+    "scan_steps",
     "schedules",
     "shuffled_order",
     "sweep",
     "value_and_grad",
+    "with_data",
 ]

@@ -122,29 +122,45 @@ def make_plan(m: int, batch_size: int | None, epochs: int, order: Any | None) ->
 def check_order(order: Any, m: int) -> np.ndarray:
     """``order`` as int32, after checking that it holds integer indices in [0, m)."""
     arr = np.asarray(order)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"order has dtype {arr.dtype}; expected integer example indices.")
-    low, high = int(arr.min()), int(arr.max())
-    if low < 0 or high >= m:
-        bad = low if low < 0 else high
-        raise ValueError(f"order holds index {bad}, outside [0, {m}) for data with {m} examples.")
+    check_rows(arr, m, name="order")
     return arr.astype(np.int32)
 
 
-def shuffled_indices(key: jax.Array, plan: Plan) -> jax.Array:
-    """The ``shuffle`` plan's (steps, batch_size) indices: a permutation per epoch. Jittable.
+def check_rows(rows: np.ndarray, m: int, name: str = "rows") -> None:
+    """Raises unless ``rows`` holds integer example indices in [0, m)."""
+    if not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"{name} has dtype {rows.dtype}; expected integer example indices.")
+    if rows.size == 0:
+        return
+    low, high = int(rows.min()), int(rows.max())
+    if low < 0 or high >= m:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} holds index {bad}, outside [0, {m}) for data with {m} examples.")
+
+
+def shuffled_indices(
+    key: jax.Array, plan: Plan, first_step: Any = 0, aligned: bool = True
+) -> jax.Array:
+    """The ``shuffle`` plan's (steps, batch_size) indices from global step ``first_step``. Jittable.
 
     Epoch ``e`` uses ``jax.random.permutation(jax.random.fold_in(key, e), m)``, so an epoch's
-    batches do not depend on how the run is chunked, checkpointed or resumed.
+    batches do not depend on how the run is chunked, checkpointed, resumed or continued: a run
+    continued from step ``s`` sees the rows one longer run would have seen from step ``s``.
+    ``aligned`` (static) says that ``first_step`` starts an epoch, which saves drawing one more.
     """
-    epochs = plan.steps // plan.steps_per_epoch
-    used = plan.steps_per_epoch * plan.batch_size
+    per_epoch, batch = plan.steps_per_epoch, plan.batch_size
+    used = per_epoch * batch
+    first_step = jnp.asarray(first_step, jnp.int32)
+    epochs = plan.steps // per_epoch + (1 if plan.steps % per_epoch else 0)
+    epochs += 0 if aligned else 1  # a run that starts inside an epoch reaches into one more
 
     def epoch(e):
         return jax.random.permutation(jax.random.fold_in(key, e), plan.num_examples)[:used]
 
-    perms = jax.vmap(epoch)(jnp.arange(epochs))
-    return perms.reshape(plan.steps, plan.batch_size).astype(jnp.int32)
+    first_epoch = first_step // per_epoch
+    perms = jax.vmap(epoch)(first_epoch + jnp.arange(epochs))
+    rows = perms.reshape(epochs * per_epoch, batch).astype(jnp.int32)
+    return jax.lax.dynamic_slice_in_dim(rows, first_step - first_epoch * per_epoch, plan.steps)
 
 
 def gather(data: Any, rows: jax.Array) -> Any:

@@ -1,15 +1,16 @@
 """Checkpoints of a run with orbax-checkpoint: save every N steps, resume from the newest good one.
 
-A checkpoint holds the train state, the divergence guard, the per-step history so far and a JSON
-description of the run. Resuming checks that description against the new call, so a checkpoint
-is never silently continued with other arguments. orbax writes each step to a temporary folder and
-renames it when complete; a newest checkpoint that still fails to restore (a corrupted file) is
-reported with a warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one
-is used.
+A checkpoint holds the train state, the guard's stop, the per-step history so far and a JSON
+description of the run. Resuming reads that description first and checks it against the new
+call, so a checkpoint is never silently continued with other arguments (nor another run's folder
+mistaken for a damaged one). orbax writes each step to a temporary folder and renames it when
+complete; a newest checkpoint that still fails to restore (a corrupted file) is reported with a
+warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -18,8 +19,14 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jgd._guard import Stop
+
+_FORMAT = 2  # the payload's layout; another layout is another run
+_REASONS = ("", "non-finite", "max_loss")
 
 
 class Checkpoints:
@@ -62,11 +69,16 @@ class Checkpoints:
         """
         for step in sorted(self._manager.all_steps(), reverse=True):
             try:
+                saved = self._manager.restore(
+                    step, args=ocp.args.Composite(run=ocp.args.JsonRestore())
+                )
+            except Exception:  # unreadable description: judged with the state below
+                saved = None
+            if saved is not None:
+                self._check_same_run(saved["run"])
+            try:
                 restored = self._manager.restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(template), run=ocp.args.JsonRestore()
-                    ),
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
                 )
             except Exception as e:  # orbax raises many types for damaged files
                 aside = self._move_aside(step)
@@ -78,7 +90,6 @@ class Checkpoints:
                     stacklevel=3,
                 )
                 continue
-            self._check_same_run(restored["run"])
             return step, restored["state"]
         return None
 
@@ -106,3 +117,77 @@ class Checkpoints:
 
     def close(self) -> None:
         self._manager.close()
+
+
+class RunCheckpoints:
+    """``fit``'s checkpoints: what a run saves after a chunk, and how it resumes."""
+
+    def __init__(self, directory: Any, config: Any, every: int):
+        self.every, self.steps = every, config.plan.steps
+        self.store = Checkpoints(directory, describe(config))
+
+    def after_chunk(self, done: int, state: Any, stop: Stop | None, outputs: list) -> None:
+        """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
+        if done % self.every == 0 or done == self.steps or stop is not None:
+            self.store.save(done, _payload(state, stop, outputs, self.steps))
+
+    def resume(self, state: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
+        """``(state, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
+        found = self.store.restore_latest(_payload(state, None, [blank], self.steps))
+        if found is None:
+            return state, None, [], 0
+        step, payload = found
+        leaves = [jnp.asarray(x) for x in payload["state"]]
+        state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
+        stopped, at, reason = (int(x) for x in payload["guard"])
+        stop = Stop(at, _REASONS[reason]) if stopped else None
+        history = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(blank), [np.asarray(h)[:step] for h in payload["history"]]
+        )
+        return state, stop, [history], int(step)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def describe(config: Any) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed by this call."""
+    hyperparams = jax.tree_util.tree_map(float, config.optimizer.hyperparams)
+    leaves = jax.tree_util.tree_leaves(config.state.params)
+    return {
+        "format": _FORMAT,
+        "plan": list(config.plan),
+        "optimizer": config.optimizer.description,
+        "hparams": repr(hyperparams),
+        "key": np.asarray(config.key).tolist(),
+        "first_step": config.first_step,
+        "mode": config.step.mode,
+        "max_loss": config.max_loss,
+        "guard": config.guard,
+        "record_params": config.record_params,
+        "grad_norm": config.grad_norm,
+        "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
+        "order": None if config.order is None else hashlib.sha1(config.order.tobytes()).hexdigest(),
+    }
+
+
+def _payload(state: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
+    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``."""
+    history = jax.tree_util.tree_map(lambda *xs: _pad_to(np.concatenate(xs), steps), *outputs)
+    guard = [stop is not None, -1 if stop is None else stop.step, _reason_code(stop)]
+    return {
+        "state": jax.tree_util.tree_leaves(state),
+        "guard": [np.asarray(g, np.int32) for g in guard],
+        "history": jax.tree_util.tree_leaves(history),
+    }
+
+
+def _reason_code(stop: Stop | None) -> int:
+    return 0 if stop is None else _REASONS.index(stop.reason)
+
+
+def _pad_to(array: np.ndarray, steps: int) -> np.ndarray:
+    missing = steps - array.shape[0]
+    if missing <= 0:
+        return array[:steps]
+    return np.concatenate([array, np.zeros((missing, *array.shape[1:]), array.dtype)])

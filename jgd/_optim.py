@@ -1,19 +1,24 @@
-"""How ``fit`` and ``sweep`` take an optimizer without baking its numbers into the program.
+"""How jgd takes an optimizer: a ready optax ``GradientTransformation``, or a factory and numbers.
 
-An optax optimizer built as ``optax.sgd(0.1)`` closes over 0.1 as a Python constant: a new value
-means a new program (optax#577). So jgd also takes the *factory* (``optax.sgd``, ``optax.adam``, or
-a ``functools.partial`` of one) with ``learning_rate=``, splits its arguments into static ones
-(bools, ints, strings, ordinary callables) and numbers (floats and jgd's pytree schedules), and
-rebuilds the optimizer inside the compiled program with ``optax.inject_hyperparams``, the numbers
-passed in as traced arrays. Another learning rate then reuses the compiled program, the rates live
-in the optimizer state where they can be read, and ``jax.vmap`` can batch them.
+A ready transformation (``optax.sgd(0.1)``) closes over 0.1 as a Python constant: another value is
+another program (optax#577). So jgd also takes the *factory* (``optax.sgd``, ``optax.adam``, or a
+``functools.partial`` of one) with ``learning_rate=``. Its arguments are split into static ones
+(bools, ints, strings, ordinary callables: part of the program) and numbers (floats and jgd's
+pytree schedules: values). The numbers live in the optimizer state, a ``Hyperparams`` of the
+numbers and the inner optax state; every update rebuilds the factory's transformation from the
+numbers it finds in the state, traced. Another learning rate is then another state for the same
+compiled step, ``jax.vmap`` can batch the numbers, and they can be read back from the state.
+
+Why not ``optax.inject_hyperparams`` alone: it keeps plain numbers in its state, but closes over
+schedules, which would compile the numbers of a jgd schedule (a pytree) into the program.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import jax
@@ -27,16 +32,95 @@ from jgd._schedules import InverseTimeDecay
 _PYTREE_SCHEDULES = (InverseTimeDecay,)
 
 
-class OptimizerSpec(NamedTuple):
-    """An optimizer split into what the program is compiled for and the numbers it takes."""
+class Hyperparams(NamedTuple):
+    """The optimizer state of a factory optimizer: its numbers, and the inner optax state."""
 
-    static: Hashable  # ("transformation", gt) or ("factory", func, ((name, value), ...))
-    hparams: dict[str, Any]  # name -> float or pytree schedule (traced)
-    description: str
+    hyperparams: dict[str, Any]  # name -> array (or a jgd schedule whose leaves are arrays)
+    inner_state: Any
 
 
-def spec(optimizer: Any, learning_rate: Any) -> OptimizerSpec:
-    """Validates ``optimizer`` / ``learning_rate`` and splits them (see the module docstring)."""
+@dataclasses.dataclass(frozen=True)
+class Factory:
+    """An optax factory with its static arguments; hashable: the compiled program depends on it.
+
+    Attributes:
+      func: the optax factory, e.g. ``optax.adam``.
+      static: ``(name, value)`` pairs of its non-numeric arguments, passed as they are.
+      names: the names of its numeric arguments, whose values live in the state.
+    """
+
+    func: Callable[..., optax.GradientTransformation]
+    static: tuple[tuple[str, Hashable], ...]
+    names: tuple[str, ...]
+
+    def transformation(self, hyperparams: dict[str, Any] | None = None):
+        """The transformation; ``init`` needs ``hyperparams``, ``update`` reads them from state."""
+
+        def init(params):
+            if hyperparams is None:
+                raise ValueError(
+                    f"this step's optimizer {self.func.__name__} keeps its numbers in the state; "
+                    "create the state with them: jgd.TrainState.create(params, optimizer, "
+                    "learning_rate=...)."
+                )
+            values = as_arrays(hyperparams, _dtype_of(params))
+            return Hyperparams(values, self._inner(values).init(params))
+
+        def update(updates, state, params=None):
+            self.check_state(state)
+            updates, inner = self._inner(state.hyperparams).update(
+                updates, state.inner_state, params
+            )
+            return updates, Hyperparams(state.hyperparams, inner)
+
+        return optax.GradientTransformation(init, update)
+
+    def check_state(self, state: Any) -> None:
+        """Raises unless ``state`` is this factory's optimizer state (checked while tracing)."""
+        if not isinstance(state, Hyperparams) or tuple(sorted(state.hyperparams)) != self.names:
+            found = (
+                f"numbers {sorted(state.hyperparams)}"
+                if isinstance(state, Hyperparams)
+                else f"a {type(state).__name__}"
+            )
+            raise TypeError(
+                f"the state's optimizer state holds {found}, but the step's optimizer "
+                f"{self.func.__name__} takes numbers {list(self.names)}; create the state with "
+                "the optimizer the step was made with: jgd.TrainState.create(params, optimizer, "
+                "learning_rate=...)."
+            )
+
+    def _inner(self, values: dict[str, Any]) -> optax.GradientTransformation:
+        return self.func(**dict(self.static), **values)
+
+
+class Optimizer(NamedTuple):
+    """An optimizer argument, checked: what the program depends on, and the numbers."""
+
+    static: optax.GradientTransformation | Factory  # hashable: part of the compiled program
+    hyperparams: dict[str, Any]  # a factory's numbers (floats, jgd schedules); {} otherwise
+    description: str  # e.g. "sgd(learning_rate=0.1, momentum=0.9)"
+
+    def transformation(self) -> optax.GradientTransformation:
+        """The optax transformation (a factory's ``init`` puts the numbers in the state)."""
+        if isinstance(self.static, Factory):
+            return self.static.transformation(self.hyperparams)
+        return self.static
+
+
+def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Optimizer:
+    """Checks ``optimizer`` and ``learning_rate`` and splits them (see the module docstring).
+
+    Args:
+      optimizer: an optax ``GradientTransformation``, or a factory (``optax.sgd``, a
+        ``functools.partial`` of one binding keywords).
+      learning_rate: with a factory, a number > 0 or a schedule; with a transformation, None.
+      need_rate: whether a factory needs ``learning_rate`` here (``make_step`` reads the numbers
+        from the state, so it does not).
+
+    Raises:
+      TypeError, ValueError: naming the argument, its value and what is allowed.
+    """
     if isinstance(optimizer, optax.GradientTransformation):
         if learning_rate is not None:
             raise ValueError(
@@ -44,73 +128,50 @@ def spec(optimizer: Any, learning_rate: Any) -> OptimizerSpec:
                 "optimizer that already has its own; pass the factory instead "
                 "(optimizer=optax.sgd, learning_rate=...) or leave learning_rate=None."
             )
-        return OptimizerSpec(("transformation", optimizer), {}, "optax GradientTransformation")
-    if not callable(optimizer):
-        raise TypeError(
-            f"optimizer={_errors.describe(optimizer)} is not valid; expected an optax factory such "
-            "as optax.sgd (with learning_rate=) or an optax GradientTransformation."
-        )
-    func, kwargs = optimizer, {}
-    if isinstance(optimizer, functools.partial):
-        if optimizer.args:
-            raise ValueError(
-                "optimizer=functools.partial(...) must bind keywords only, e.g. "
-                "functools.partial(optax.sgd, momentum=0.9)."
-            )
-        func, kwargs = optimizer.func, dict(optimizer.keywords)
-    if learning_rate is None:
-        raise ValueError(
-            f"learning_rate is required with optimizer={getattr(func, '__name__', func)!s}; "
-            "give a number > 0 or a schedule, e.g. learning_rate=0.1."
-        )
-    if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
-        learning_rate = float(learning_rate)
-    check_learning_rate(learning_rate)
-    kwargs["learning_rate"] = learning_rate
-    static, hparams = [], {}
-    for name, value in sorted(kwargs.items()):
-        if _is_number(value) or isinstance(value, _PYTREE_SCHEDULES):
-            hparams[name] = value
-        else:
-            try:
-                hash(value)
-            except TypeError:
-                raise TypeError(
-                    f"optimizer argument {name}={_errors.describe(value)} is not hashable; "
-                    "pass numbers, bools, strings or functions."
-                ) from None
-            static.append((name, value))
-    described = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        return Optimizer(optimizer, {}, "optax GradientTransformation")
+    func, kwargs = _factory(optimizer)
     name = getattr(func, "__name__", repr(func))
-    return OptimizerSpec(("factory", func, tuple(static)), hparams, f"{name}({described})")
+    if learning_rate is None and need_rate:
+        raise ValueError(
+            f"learning_rate is required with optimizer={name}; give a number > 0 or a schedule, "
+            "e.g. learning_rate=0.1."
+        )
+    if learning_rate is not None:
+        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
+            learning_rate = float(learning_rate)
+        check_learning_rate(learning_rate)
+        kwargs["learning_rate"] = learning_rate
+    static, hyperparams = [], {}
+    for key, value in sorted(kwargs.items()):
+        if is_number(value) or isinstance(value, _PYTREE_SCHEDULES):
+            hyperparams[key] = value
+        else:
+            _hashable(key, value)
+            static.append((key, value))
+    names = set(hyperparams) | ({"learning_rate"} if learning_rate is None else set())
+    factory = Factory(func, tuple(static), tuple(sorted(names)))
+    described = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+    return Optimizer(factory, hyperparams, f"{name}({described})")
 
 
 def check_learning_rate(value: Any) -> None:
     """Raises unless ``value`` is a finite number > 0 or a callable schedule."""
     if callable(value):
         return
-    if not _is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:
+    if not is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:
         raise ValueError(
             f"learning_rate={_errors.describe(value)} is not valid; expected a finite number > 0 "
             "or a schedule (count -> rate)."
         )
 
 
-def as_arrays(hparams: dict[str, Any], dtype: Any) -> dict[str, Any]:
-    """Hyperparameters as arrays of the params' float dtype (stable shapes for the cache)."""
-    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), hparams)
+def as_arrays(hyperparams: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """Numbers as arrays of the params' float dtype (one shape and dtype: one program)."""
+    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), hyperparams)
 
 
-def build(static: Hashable, hparams: dict[str, Any]) -> optax.GradientTransformation:
-    """The optimizer, built inside the traced program from its static part and traced numbers."""
-    if static[0] == "transformation":
-        return static[1]
-    _, func, static_kwargs = static
-    ints = tuple(k for k, v in static_kwargs if isinstance(v, int) and not isinstance(v, bool))
-    return optax.inject_hyperparams(func, static_args=ints)(**dict(static_kwargs), **hparams)
-
-
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A float, or a float array of shape ()."""
     if isinstance(value, bool):
         return False
     if isinstance(value, float | np.floating):
@@ -118,3 +179,34 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, jax.Array | np.ndarray):
         return value.ndim == 0 and jnp.issubdtype(value.dtype, jnp.floating)
     return False
+
+
+def _factory(optimizer: Any) -> tuple[Callable, dict[str, Any]]:
+    if not callable(optimizer):
+        raise TypeError(
+            f"optimizer={_errors.describe(optimizer)} is not valid; expected an optax factory such "
+            "as optax.sgd (with learning_rate=) or an optax GradientTransformation."
+        )
+    if isinstance(optimizer, functools.partial):
+        if optimizer.args:
+            raise ValueError(
+                "optimizer=functools.partial(...) must bind keywords only, e.g. "
+                "functools.partial(optax.sgd, momentum=0.9)."
+            )
+        return optimizer.func, dict(optimizer.keywords)
+    return optimizer, {}
+
+
+def _hashable(name: str, value: Any) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"optimizer argument {name}={_errors.describe(value)} is not hashable; "
+            "pass numbers, bools, strings or functions."
+        ) from None
+
+
+def _dtype_of(params: Any) -> Any:
+    leaves = jax.tree_util.tree_leaves(params)
+    return jnp.result_type(*leaves) if leaves else jnp.float32

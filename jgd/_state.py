@@ -7,9 +7,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jgd import _errors
+from jgd import _errors, _optim
 
 
 class TrainState(NamedTuple):
@@ -29,22 +28,41 @@ class TrainState(NamedTuple):
 
     @classmethod
     def create(
-        cls, params: Any, optimizer: optax.GradientTransformation, key: Any = 0
+        cls, params: Any, optimizer: Any, key: Any = 0, *, learning_rate: Any = None
     ) -> TrainState:
-        """A fresh state: ``optimizer.init(params)``, step 0, ``key`` (an int seed or a key).
+        """A fresh state: the optimizer's state for ``params``, step 0, and ``key``.
+
+        Args:
+          params: the initial parameters, a pytree of float arrays.
+          optimizer: an optax ``GradientTransformation`` (its numbers are compiled into any
+            step made with it), or an optax factory such as ``optax.adam`` with
+            ``learning_rate=``: the numbers are then values in the state, so a step compiled
+            once runs with any of them (see ``jgd.make_step``).
+          key: an int seed or a JAX PRNG key; a run's shuffles and forward-gradient tangents are
+            drawn from it.
+          learning_rate: with a factory, a number > 0 or a schedule; with a transformation, None.
 
         Examples:
           >>> import jax.numpy as jnp, optax, jgd
           >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.1))
           >>> int(state.step)
           0
+          >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd, learning_rate=0.1)
+          >>> float(state.opt_state.hyperparams["learning_rate"])
+          0.1
         """
-        return cls(params, optimizer.init(params), jnp.zeros((), jnp.int32), as_key(key))
+        transformation = _optim.resolve(optimizer, learning_rate).transformation()
+        return cls(params, transformation.init(params), jnp.zeros((), jnp.int32), as_key(key))
 
 
 def as_key(key: Any) -> jax.Array:
     """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if not -(2**63) <= int(key) < 2**63:
+            raise ValueError(
+                f"key={_errors.describe(key)} is not valid; an int seed must lie in "
+                "[-2**63, 2**63)."
+            )
         return jax.random.PRNGKey(int(key))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(key)

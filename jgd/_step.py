@@ -2,43 +2,97 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from jgd import _errors
+from jgd import _errors, _optim
 from jgd._grad import MODES, value_and_grad
 from jgd._state import TrainState
 
 Loss = Callable[[Any, Any], jax.Array]
+_TANGENTS = 0x7A6E  # the key stream of forward-gradient tangents, apart from the shuffles'
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A pure ``step(state, batch) -> (state, metrics)``, as ``jgd.make_step`` returns it.
+
+    A frozen dataclass: two steps made with the same arguments are equal, so they share one
+    compiled program. See ``make_step`` for what it computes.
+    """
+
+    loss: Loss
+    optimizer: optax.GradientTransformation | _optim.Factory
+    mode: str = "reverse"
+    grad_norm: bool = False
+    grad_options: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        if not isinstance(state, TrainState):
+            raise TypeError(
+                f"state is a {type(state).__name__}; expected a jgd.TrainState, e.g. "
+                "jgd.TrainState.create(params, optimizer)."
+            )
+        key = None
+        if self.mode == "forward_gradient":  # a fresh key per step, the state's key unchanged
+            key = jax.random.fold_in(jax.random.fold_in(state.key, _TANGENTS), state.step)
+        value_and_grad_fn = value_and_grad(self.loss, self.mode, **dict(self.grad_options))
+        value, grads = value_and_grad_fn(state.params, batch, key=key)
+        transformation = _transformation(self.optimizer)
+        updates, opt_state = transformation.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": value}
+        if self.grad_norm:
+            metrics["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+
+    def with_grad_norm(self) -> Step:
+        """The same step, also reporting the gradient's norm."""
+        return dataclasses.replace(self, grad_norm=True)
 
 
 def make_step(
     loss: Loss,
-    optimizer: optax.GradientTransformation,
+    optimizer: Any,
     mode: str = "reverse",
     *,
-    check_grads: bool = True,
-    **grad_options: Any,
-) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure training step to compose and ``jax.jit``.
+    learning_rate: Any = None,
+    grad_norm: bool = False,
+    chunk_size: int | None = None,
+    step_size: float | None = None,
+    num_tangents: int = 1,
+) -> Step:
+    """A pure training step to compose: ``step(state, batch) -> (state, metrics)``.
+
+    The step computes the batch loss and its gradient by ``mode`` at ``state.params``, and applies
+    the optax update. It checks nothing: a non-finite loss or gradient gives a non-finite update,
+    which is applied. ``jgd.fit`` guards a run (the first non-finite step ends it with the last
+    finite params); in a loop of your own, ``grad_norm=True`` reports the gradient's norm, which is
+    finite exactly when every gradient entry is, and ``jgd.guard`` runs blocks of steps with the
+    same guard as ``fit``.
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
-      optimizer: an optax ``GradientTransformation``.
+      optimizer: an optax ``GradientTransformation`` (e.g. ``optax.adam(1e-3)``; its numbers are
+        compiled in), or an optax factory (``optax.adam``, ``functools.partial(optax.sgd,
+        momentum=0.9)``) whose numbers are read from the state at every step: the state made by
+        ``jgd.TrainState.create(params, optax.adam, learning_rate=1e-3)`` decides them, and a step
+        compiled once runs with any of them.
       mode: the gradient mode (see ``jgd.value_and_grad``).
-      check_grads: compute the gradient's norm (a reduction over every gradient entry: at batch
-        size 1 about two thirds of a step of the seeds' MLP) and include it in ``finite``. When
-        False, ``finite`` is the loss's alone and ``grad_norm`` is NaN.
-      **grad_options: ``chunk_size``, ``step_size``, ``num_tangents`` for ``value_and_grad``.
+      learning_rate: with a factory, optional here (the state holds the numbers); checked when
+        given. With a transformation, None.
+      grad_norm: also report the gradient's global norm, ``metrics["grad_norm"]``. It costs a pass
+        over the gradient (at batch size 1 on the seeds' MLP, more than the rest of the step).
+      chunk_size, step_size, num_tangents: passed to ``jgd.value_and_grad``.
 
     Returns:
-      ``step(state, batch) -> (state, metrics)``; ``metrics`` holds the batch ``loss`` at the
-      params before the update, the gradient's ``grad_norm``, and ``finite`` (loss and gradient
-      finite).
+      A ``Step``: ``step(state, batch) -> (state, metrics)``, pure and jittable; ``metrics`` holds
+      the batch ``loss`` at the params before the update (and ``grad_norm`` when asked for).
+      Equal arguments give equal steps, which share compiled programs.
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax, jgd
@@ -48,31 +102,30 @@ def make_step(
       >>> state, metrics = step(state, jnp.array([2.0, 4.0]))
       >>> state.params.tolist(), float(metrics["loss"])
       ([1.0, 2.0], 10.0)
+
+      With a factory the learning rate is a value in the state: no recompilation for another.
+
+      >>> step = jax.jit(jgd.make_step(loss, optax.sgd))
+      >>> for lr in (0.5, 0.25):
+      ...     state = jgd.TrainState.create(jnp.zeros(2), optax.sgd, learning_rate=lr)
+      ...     print(step(state, jnp.array([2.0, 4.0]))[0].params.tolist())
+      [1.0, 2.0]
+      [0.5, 1.0]
     """
-    _errors.one_of("mode", mode, MODES)
-    if not isinstance(optimizer, optax.GradientTransformation):
+    if not callable(loss):
         raise TypeError(
-            f"optimizer={_errors.describe(optimizer)} is not valid for make_step; expected an "
-            "optax GradientTransformation such as optax.sgd(0.1)."
+            f"loss={_errors.describe(loss)} is not callable; expected loss(params, batch)."
         )
-    value_and_grad_fn = value_and_grad(loss, mode, **grad_options)
-    needs_key = mode == "forward_gradient"
+    _errors.one_of("mode", mode, MODES)
+    if not isinstance(grad_norm, bool):
+        raise TypeError(f"grad_norm={_errors.describe(grad_norm)} is not valid; expected a bool.")
+    options = {"chunk_size": chunk_size, "step_size": step_size, "num_tangents": num_tangents}
+    value_and_grad(loss, mode, **options)  # checks the options
+    spec = _optim.resolve(optimizer, learning_rate, need_rate=False)
+    return Step(loss, spec.static, mode, grad_norm, tuple(sorted(options.items())))
 
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
-        key, sub = jax.random.split(state.key) if needs_key else (state.key, None)
-        value, grads = value_and_grad_fn(state.params, batch, key=sub)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        # One reduction serves both: the norm is finite iff every entry is (NaN and Inf
-        # propagate), except a finite gradient so large (> ~1e19 in float32) that its square
-        # overflows, which counts as a blow-up too.
-        if check_grads:
-            grad_norm = optax.tree.norm(grads)
-            finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
-        else:
-            grad_norm = jnp.full((), jnp.nan, jnp.float32)
-            finite = jnp.isfinite(value)
-        metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite}
-        return TrainState(params, opt_state, state.step + 1, key), metrics
 
-    return step
+def _transformation(optimizer: optax.GradientTransformation | _optim.Factory):
+    if isinstance(optimizer, _optim.Factory):
+        return optimizer.transformation()
+    return optimizer

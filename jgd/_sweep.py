@@ -1,12 +1,14 @@
 """``sweep``: many runs (learning rates × seeds) as one compiled, vmapped program.
 
-Each run is exactly ``fit``'s program (same init, same batch plan, same scan), put under
-``jax.vmap`` over the hyperparameters and keys: one compilation, one call, whatever the count.
+Each run is ``fit``'s run function (``_engine.run_chunk``) under ``jax.vmap``: one compilation,
+one call, whatever the count. Every run is checked as ``fit`` checks a chunk, and one that blew
+up is replayed by ``fit``'s own guard, so ``sweep(...)[i]`` is ``fit``'s result for run ``i``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import time
 from collections.abc import Sequence
@@ -16,41 +18,70 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _compile, _errors, _fit, _optim, _parallel
+from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
+from jgd._fit import fit
+from jgd._result import FitResult
 from jgd._schedules import InverseTimeDecay
 from jgd._state import as_key
+
+_DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
-    """What ``sweep`` returns; every array has a leading run axis of length R.
+    """What ``sweep`` returns: ``FitResult``'s fields with a leading run axis of length R.
+
+    ``result[i]`` is run ``i`` as a ``FitResult``, equal to what ``fit`` returns for it.
 
     Attributes:
       learning_rate: the learning rate (or schedule) of each run, a list of length R.
       seed: the seed of each run (None where one ``key`` served all), a list of length R.
-      params, opt_state: the final state of each run.
-      losses, grad_norms: shape (R, steps).
-      diverged: bool array (R,); diverged_at: int array (R,), -1 where it did not.
+      params, opt_state, state: the final state of each run.
+      losses: shape (R, steps); grad_norms: the same with ``grad_norm=True``, else None.
+      diverged: bool array (R,); diverged_at: int array (R,), -1 where a run did not diverge.
       divergence: the reason per run (see ``FitResult``), a list.
       params_history: with ``record_params=True``, shape (R, steps + 1, ...).
-      compile_time, run_time: seconds for the whole sweep.
+      steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
     """
 
     learning_rate: list
     seed: list
     params: Any
     opt_state: Any
+    state: Any
     losses: np.ndarray
-    grad_norms: np.ndarray
+    grad_norms: np.ndarray | None
     diverged: np.ndarray
     diverged_at: np.ndarray
     divergence: list
     params_history: Any
+    steps: int
     compile_time: float
     run_time: float
 
     def __len__(self) -> int:
         return len(self.learning_rate)
+
+    def __getitem__(self, i: int) -> FitResult:
+        def pick(tree):
+            return None if tree is None else jax.tree.map(lambda x: x[i], tree)
+
+        at = int(self.diverged_at[i])
+        return FitResult(
+            params=pick(self.params),
+            opt_state=pick(self.opt_state),
+            state=pick(self.state),
+            losses=self.losses[i],
+            grad_norms=pick(self.grad_norms),
+            diverged=bool(self.diverged[i]),
+            diverged_at=None if at < 0 else at,
+            divergence=self.divergence[i],
+            params_history=pick(self.params_history),
+            steps=self.steps,
+            first_step=0,
+            compile_time=self.compile_time,
+            run_time=self.run_time,
+        )
 
 
 def sweep(
@@ -73,15 +104,17 @@ def sweep(
       learning_rate: a sequence of numbers, or of ``jgd.schedules`` schedules of one kind (a
         single value is a sweep of one).
       seeds: int seeds, one run per (learning rate, seed) pair, learning rates outermost; each
-        run's key is the one ``fit(key=seed)`` would use. ``None``: every run uses ``key``.
+        run's key is the one ``fit(key=seed)`` would use. ``None``: every run uses ``key`` (and,
+        when shuffling, one shared batch plan).
       key: the key for every run when ``seeds`` is None.
       mesh: a ``jax.sharding.Mesh``: the runs are spread over its data axis (each device runs
         its share of them; the data is replicated).
-      **fit_options: ``batch_size``, ``epochs``, ``order``, ``mode``, ``chunk_size``,
-        ``step_size``, ``num_tangents``, ``record_params``, ``max_loss`` as for ``fit``.
+      **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
+        ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``record_params``,
+        ``grad_norm``, ``guard``, ``max_loss``), with ``fit``'s defaults.
 
     Returns:
-      A ``SweepResult`` with a leading run axis.
+      A ``SweepResult`` with a leading run axis; ``result[i]`` is run ``i``'s ``FitResult``.
 
     Examples:
       >>> import jax.numpy as jnp, optax, jgd
@@ -91,113 +124,118 @@ def sweep(
       >>> result.diverged.tolist()
       [False, False, False, True]
     """
-    unsupported = set(fit_options) & {
-        "progress",
-        "checkpoint_dir",
-        "checkpoint_every",
-        "callback",
-        "on_divergence",
-    }
-    if unsupported:
-        raise ValueError(
-            f"sweep does not take {sorted(unsupported)}; it runs as one call. Use "
-            "fit for progress bars, checkpoints and on_divergence='raise'."
-        )
     rates = _as_list("learning_rate", learning_rate)
     _check_same_kind(rates)
-    seed_list = [None] if seeds is None else _seed_list(seeds)
     if seeds is not None and key is not None:
         raise ValueError("give seeds= or key=, not both: with seeds, run i uses key=seeds[i].")
+    seed_list = [None] if seeds is None else _seed_list(seeds)
     runs = list(itertools.product(rates, seed_list))
-    first = _fit._prepare(
-        loss=loss,
-        params=params,
-        data=data,
-        optimizer=optimizer,
-        learning_rate=rates[0],
-        key=seed_list[0] if seeds is not None else key,
-        on_divergence="stop",
-        progress=False,
-        checkpoint_dir=None,
-        checkpoint_every=None,
-        callback=None,
-        mesh=None,
-        **_fit_defaults(fit_options),
+    first_key = seed_list[0] if seeds is not None else key
+    config = _config.configure(
+        **_fit_arguments(loss, params, data, optimizer, rates[0], first_key, fit_options)
     )
-    if first.program.optimizer[0] != "factory":
+    if not isinstance(config.optimizer.static, _optim.Factory):
         raise ValueError(
             "sweep needs optimizer as an optax factory (e.g. optimizer=optax.sgd) so "
             "that learning rates can be batched; got a ready GradientTransformation."
         )
-    dtype = jnp.result_type(*jax.tree_util.tree_leaves(first.params))
-    hparams = [_optim.as_arrays({**first.hparams, "learning_rate": lr}, dtype) for lr, _ in runs]
     for lr, _ in runs:
         _optim.check_learning_rate(lr)
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hparams)
-    keys = jnp.stack([first.key if s is None else as_key(s) for _, s in runs])
-    order = None if first.order is None else jnp.asarray(first.order)
-    shared = (first.params, first.settings, first.data, order)
-    if mesh is not None:
-        stacked, keys, shared = _spread(mesh, stacked, keys, shared)
-    started = time.perf_counter()
-    (state, guard, out), compile_time = _compile.call(
-        _run_many,
-        (first.program, first.plan),
-        shared[0],
-        stacked,
-        keys,
-        shared[1],
-        shared[2],
-        shared[3],
-    )
-    state, guard, out = jax.tree_util.tree_map(lambda x: x[: len(runs)], (state, guard, out))
-    out = jax.device_get(out)
-    return _result(
-        first, runs, state, guard, out, compile_time, time.perf_counter() - started - compile_time
-    )
+    return _Sweep(config, runs, seeds is not None, mesh).run()
 
 
-def _spread(mesh, stacked, keys, shared):
-    """Runs split over the mesh's data axis (padded with copies of the last run to a multiple
-    of the device count; the copies are dropped from the result), everything else replicated."""
-    n = mesh.shape[_parallel.axis_of(mesh)]
-    extra = (-len(keys)) % n
+class _Sweep:
+    """One configured sweep: the vmapped run, then fit's guard for the runs that blew up."""
 
-    def pad(x):
-        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra else x
+    def __init__(self, config, runs, per_run_keys, mesh):
+        self.config, self.runs, self.mesh = config, runs, mesh
+        self.per_run_rows = per_run_keys and config.plan.kind == "shuffle"
+        self.program = config.program(config.plan.steps)
+        self.compile_time = 0.0
 
-    stacked, keys = jax.tree_util.tree_map(pad, (stacked, keys))
-    stacked, keys = _parallel.put_by_examples((stacked, keys), mesh)
-    return stacked, keys, _parallel.put_replicated(shared, mesh)
-
-
-def _run_many(static, params, hparams, keys, settings, data, order):
-    program, plan = static
-
-    def one(h, k):
-        state = _fit.init_state(program, params, h, k)
-        indices = _batching.shuffled_indices(k, plan) if plan.kind == "shuffle" else order
-        guard = _fit.new_guard()
-        return _fit.run_chunk(
-            program, state, guard, h, settings, data, indices, jnp.zeros((), jnp.int32)
+    def run(self) -> SweepResult:
+        started = time.perf_counter()
+        params, hyperparams, keys = self._arguments()
+        config = self.config
+        static = (self.program, config.optimizer.static, config.plan, self.per_run_rows)
+        order = None if config.order is None else jnp.asarray(config.order)
+        (states, rows, (ends, metrics, finite)), seconds = _compile.call(
+            _engine.run_many, static, params, hyperparams, keys, config.data, order
         )
+        self.compile_time += seconds
+        n = len(self.runs)
+        ends, finite = jax.tree.map(lambda x: x[:n], (ends, finite))
+        metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
+        finite = np.asarray(finite)
+        stops = [None] * n
+        for i in range(n):
+            mine = jax.tree.map(lambda m, i=i: m[i], metrics)
+            if _guard.first_bad(mine, config.max_loss) is None and (
+                config.guard == "loss" or finite[i]
+            ):
+                continue
+            state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
+            ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
+            jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
+        run_time = time.perf_counter() - started - self.compile_time
+        return _result_of(self.runs, ends, metrics, stops, config, self.compile_time, run_time)
 
-    return jax.vmap(one)(hparams, keys)
+    def _arguments(self):
+        """The shared params, and every run's numbers and key, stacked (spread over a mesh)."""
+        config = self.config
+        dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
+        hyperparams = [
+            _optim.as_arrays({**config.optimizer.hyperparams, "learning_rate": lr}, dtype)
+            for lr, _ in self.runs
+        ]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *hyperparams)
+        keys = jnp.stack([config.key if s is None else as_key(s) for _, s in self.runs])
+        params = config.state.params
+        if self.mesh is not None:
+            stacked, keys = _spread(self.mesh, stacked, keys)
+            params, data = _parallel.put_replicated((params, config.data), self.mesh)
+            self.config = dataclasses.replace(config, data=data)
+        return params, stacked, keys
 
+    def _replay(self, i, states, rows, ends, mine, finite):
+        """Run ``i`` through ``fit``'s guard: its vmapped result first, the replays alone."""
+        start = jax.tree.map(lambda x: x[i], states)
+        run_rows = rows[i] if self.per_run_rows else rows
+        swept = {"result": (jax.tree.map(lambda x: x[i], ends), mine, finite)}
 
-def _result(first, runs, state, guard, out, compile_time, run_time) -> SweepResult:
-    guards = jax.device_get(guard)
-    verdicts = [
-        _fit.verdict(
-            out["loss"][r], _fit.Guard(*(g[r] for g in guards)), first.plan.steps_per_epoch
+        def fast(n):
+            if "result" in swept:  # the guard's first look: what the vmapped run gave
+                return swept.pop("result")
+            return self._call(False, start, run_rows, n)
+
+        def check(n):
+            return self._call(True, start, run_rows, n)
+
+        config = self.config
+        state, out, stop = _guard.run(
+            fast, check, config.plan.steps, guard=config.guard, max_loss=config.max_loss
         )
-        for r in range(len(runs))
-    ]
+        return state, out, None if stop is None else _guard.Stop(*stop)
+
+    def _call(self, checked, state, rows, count):
+        if self.mesh is not None:
+            state, rows = _parallel.put_replicated((state, rows), self.mesh)
+        static = (self.program, checked)
+        out, seconds = _compile.call(
+            _engine.run_chunk, static, self.config.data, state, rows, np.int32(0), np.int32(count)
+        )
+        self.compile_time += seconds
+        return out
+
+
+def _result_of(runs, state, metrics, stops, config, compile_time, run_time) -> SweepResult:
+    window = config.plan.steps_per_epoch
+    verdicts = [_result.verdict(metrics["loss"][i], s, window) for i, s in enumerate(stops)]
     history = None
-    if first.program.record_params:
-        history = jax.tree_util.tree_map(
+    if config.record_params:
+        history = jax.tree.map(
             lambda h, p: np.concatenate([h, np.asarray(p)[:, None]], axis=1),
-            out["params"],
+            metrics["params"],
             state.params,
         )
     return SweepResult(
@@ -205,38 +243,54 @@ def _result(first, runs, state, guard, out, compile_time, run_time) -> SweepResu
         seed=[s for _, s in runs],
         params=state.params,
         opt_state=state.opt_state,
-        losses=out["loss"],
-        grad_norms=out["grad_norm"],
+        state=state,
+        losses=metrics["loss"],
+        grad_norms=metrics.get("grad_norm"),
         diverged=np.array([v[0] for v in verdicts]),
         diverged_at=np.array([-1 if v[1] is None else v[1] for v in verdicts]),
         divergence=[v[2] for v in verdicts],
         params_history=history,
+        steps=config.plan.steps,
         compile_time=compile_time,
         run_time=run_time,
     )
 
 
-def _fit_defaults(options: dict) -> dict:
-    allowed = {
-        "batch_size": None,
-        "epochs": 1,
-        "order": None,
-        "mode": "reverse",
-        "chunk_size": None,
-        "step_size": None,
-        "num_tangents": 1,
-        "record_params": False,
-        "guard": "full",
-        "max_loss": None,
-    }
-    unknown = set(options) - set(allowed)
-    if unknown:
-        raise TypeError(
-            f"sweep got unexpected arguments {sorted(unknown)}; it takes "
-            f"{sorted(allowed)} besides loss, params, data, optimizer, learning_rate, "
-            "seeds and key."
+def _fit_arguments(loss, params, data, optimizer, learning_rate, key, options) -> dict:
+    """``configure``'s arguments: the given ones, and ``fit``'s defaults for the rest."""
+    refused = sorted(set(options) & {*_DRIVER_ONLY, "on_divergence", "mesh"})
+    if refused:
+        raise ValueError(
+            f"sweep does not take {refused}; it runs as one call. Use fit for progress bars, "
+            "reports, checkpoints and on_divergence='raise'."
         )
-    return {**allowed, **options}
+    signature = inspect.signature(fit)
+    shared = [name for name in signature.parameters if name not in {*_DRIVER_ONLY, "on_divergence"}]
+    unknown = sorted(set(options) - set(shared))
+    if unknown:
+        allowed = sorted(set(shared) - {"loss", "params", "data", "optimizer", "learning_rate"})
+        raise TypeError(
+            f"sweep got unexpected arguments {unknown}; besides loss, params, data, optimizer, "
+            f"learning_rate, seeds, key and mesh it takes {allowed}."
+        )
+    given = {"optimizer": optimizer, "learning_rate": learning_rate, "key": key, **options}
+    bound = signature.bind(loss, params, data, **given)
+    bound.apply_defaults()
+    arguments = {name: bound.arguments[name] for name in shared}
+    return {**arguments, "mesh": None}
+
+
+def _spread(mesh, stacked, keys):
+    """Runs split over the mesh's data axis (padded with copies of the last run to a multiple
+    of the device count; the copies are dropped from the result)."""
+    n = mesh.shape[_parallel.axis_of(mesh)]
+    extra = (-len(keys)) % n
+
+    def pad(x):
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra else x
+
+    stacked, keys = jax.tree.map(pad, (stacked, keys))
+    return _parallel.put_by_examples((stacked, keys), mesh)
 
 
 def _as_list(name: str, value: Any) -> list:

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _batching, _fit, data, models
+from jgd import _fit, data, models
 
 
 def find_mnist(data_dir: str | None, download: bool) -> pathlib.Path:
@@ -59,20 +59,13 @@ def train_mnist(
     train, test = data.mnist(folder, "train"), data.mnist(folder, "test")
     apply, params = models.functional(models.MLP(train.X.shape[1], hidden, 10, rngs=nnx.Rngs(seed)))
     out = pathlib.Path(out)
-    plan = _batching.make_plan(len(train.y), batch_size, epochs, None)
-    every = checkpoint_every or plan.steps_per_epoch
     history: list[tuple[int, float, float]] = []
-    epoch_losses: list[np.ndarray] = []
 
     def report(p: _fit.Progress) -> None:
-        epoch_losses.append(p.losses)
-        if p.step % plan.steps_per_epoch == 0:
-            epoch = p.step // plan.steps_per_epoch
-            mean = float(np.nanmean(np.concatenate(epoch_losses)))
-            epoch_losses.clear()
-            acc = models.accuracy(apply, p.state.params, test.X, test.y)
-            history.append((epoch, mean, acc))
-            echo(f"epoch {epoch}/{epochs}: train loss {mean:.4f}, test accuracy {acc:.4f}")
+        mean = float(np.nanmean(p.losses))  # the epoch's batch losses
+        acc = models.accuracy(apply, p.state.params, test.X, test.y)
+        history.append((p.epoch, mean, acc))
+        echo(f"epoch {p.epoch}/{epochs}: train loss {mean:.4f}, test accuracy {acc:.4f}")
 
     opt = functools.partial(optax.sgd, momentum=momentum) if momentum else optax.sgd
     start = time.perf_counter()
@@ -87,7 +80,8 @@ def train_mnist(
         key=seed,
         progress=progress,
         checkpoint_dir=out / "checkpoints",
-        checkpoint_every=every,
+        checkpoint_every=checkpoint_every or len(train.y) // batch_size,
+        report_every="epoch",
         callback=report,
     )
     accuracy = models.accuracy(apply, result.params, test.X, test.y)

@@ -1,0 +1,224 @@
+"""The blocks a training loop is built from besides ``make_step``: ``with_data``, ``scan_steps``.
+
+``with_data(step, data)`` keeps the data on the device and gathers each batch by index inside the
+compiled program; ``scan_steps(step)`` runs K steps as one loop. ``fit`` and ``sweep`` are built
+from these same blocks (``_engine``), so a loop of your own runs the same programs.
+
+A block holding data is a ``Bound``: a hashable program and its operands (the data). Calling it
+runs ``jax.jit(program)(operands, ...)``, so the data is an argument of the compiled program, not
+a constant: ``jax.jit`` of a function that closes over a concrete array bakes the array into the
+program (for 8192 MNIST-sized rows, 51 MB of HLO and a slower compile), and compiles again for
+other data of the same shape. Inside your own ``jax.jit``, pass the data as an argument and call
+``with_data`` there; the block is then an ordinary traced function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import _batching, _errors, _parallel
+
+
+@dataclasses.dataclass(frozen=True)
+class Gather:
+    """Program: gather the batch at ``rows`` from the operands (the data), then ``step``."""
+
+    step: Callable
+    num_examples: int
+    mesh: Any = None
+
+    def __call__(self, data: Any, state: Any, rows: Any) -> tuple[Any, Any]:
+        rows = jnp.asarray(rows)
+        if not jnp.issubdtype(rows.dtype, jnp.integer) or rows.ndim != 1:
+            raise TypeError(
+                f"rows has dtype {rows.dtype} and shape {rows.shape}; expected a 1-D int array "
+                "of example indices (one batch), e.g. jnp.array([3, 1, 4])."
+            )
+        batch = _parallel.shard_batch(_batching.gather(data, rows), self.mesh)
+        return self.step(state, batch)
+
+    def check(self, rows: Any) -> None:
+        """Host-side check of index values, when they are on the host (free of a device sync)."""
+        if isinstance(rows, np.ndarray | list | tuple):
+            _batching.check_rows(np.asarray(rows), self.num_examples)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scan:
+    """Program: ``inner`` over the leading axis of ``xs``; ``count`` steps only, when given."""
+
+    inner: Callable
+
+    def __call__(self, operands: Any, state: Any, xs: Any, count: Any = None):
+        return loop(functools.partial(self.inner, operands), state, xs, count)
+
+    def check(self, xs: Any) -> None:
+        check = getattr(self.inner, "check", None)
+        if check is not None:
+            check(xs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plain:
+    """Program: a step that holds no operands."""
+
+    step: Callable
+
+    def __call__(self, operands: Any, state: Any, x: Any) -> tuple[Any, Any]:
+        del operands
+        return self.step(state, x)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Bound:
+    """A program and its operands; calling it runs the compiled program (see the module doc)."""
+
+    program: Callable
+    operands: Any
+
+    def __call__(self, state: Any, x: Any, *args: Any) -> tuple[Any, Any]:
+        check = getattr(self.program, "check", None)
+        if check is not None:
+            check(x)
+        return _call(self.program, self.operands, state, x, *args)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _call(program: Callable, operands: Any, state: Any, x: Any, *args: Any):
+    return program(operands, state, x, *args)
+
+
+def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
+    """``step(state, rows) -> (state, metrics)``: the batch is gathered from ``data`` by index.
+
+    The data is put on the device once; each call passes only the int index array ``rows`` and
+    the batch ``jnp.take(array, rows, axis=0)`` of every array in ``data`` is gathered inside the
+    compiled program. The returned step compiles itself on its first call (with the data as an
+    argument of the program, so other data of the same shapes reuses it); call it directly, or
+    compose it (``scan_steps``, ``jax.vmap``).
+
+    Args:
+      step: ``step(state, batch) -> (state, metrics)``, e.g. from ``jgd.make_step``.
+      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``.
+      mesh: a ``jax.sharding.Mesh``: each gathered batch is split by examples over its data axis.
+
+    Returns:
+      ``step(state, rows) -> (state, metrics)``, ``rows`` a 1-D int array of example indices.
+
+    Raises:
+      ValueError, TypeError: for data that is not a pytree of arrays with one leading example
+        axis; at the call, for ``rows`` that are not 1-D ints, or (host arrays) out of range.
+
+    Examples:
+      >>> import jax.numpy as jnp, numpy as np, optax, jgd
+      >>> X, y = np.array([[1.0], [2.0], [3.0]]), np.array([2.0, 4.0, 6.0])
+      >>> loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)
+      >>> step = jgd.with_data(jgd.make_step(loss, optax.sgd(0.1)), (X, y))
+      >>> state = jgd.TrainState.create(jnp.zeros(1), optax.sgd(0.1))
+      >>> state, metrics = step(state, np.array([2, 0]))
+      >>> float(metrics["loss"])  # the batch of rows 2 and 0: ((0 - 6)² + (0 - 2)²) / 2
+      20.0
+    """
+    if not callable(step):
+        raise TypeError(
+            f"step={_errors.describe(step)} is not callable; expected step(state, batch), "
+            "e.g. jgd.make_step(loss, optimizer)."
+        )
+    m = _batching.num_examples(data)
+    if mesh is not None:
+        _parallel.axis_of(mesh)
+    data = jax.tree_util.tree_map(jnp.asarray, data)
+    return Bound(Gather(step, m, mesh), jax.device_put(data))
+
+
+def scan_steps(step: Callable) -> Callable:
+    """``steps(state, xs, count=None) -> (state, metrics)``: K steps as one compiled loop.
+
+    Step ``k`` is ``step(state, x_k)`` with ``x_k`` the k-th slice of every array in ``xs`` along
+    its leading axis (for a ``with_data`` step, ``xs`` is an int array of rows ``(K, B)``). The
+    metrics come back stacked, with a leading axis of K. With ``count`` (an int, traced: any value
+    reuses the program), only the first ``count`` steps run; the metrics of the others are NaN
+    (0 for ints). That runs a short last block, or a prefix of one, with the same program.
+
+    Args:
+      step: ``step(state, x) -> (state, metrics)``: a ``jgd.make_step`` step (``xs`` then holds
+        batches), a ``jgd.with_data`` step (``xs`` holds rows), or any such function.
+
+    Returns:
+      ``steps(state, xs, count=None)``, pure; it compiles itself on its first call (with a
+      ``with_data`` step's data as an argument of the program).
+
+    Raises:
+      ValueError: when the arrays of ``xs`` disagree on their leading axis (at the call).
+
+    Examples:
+      >>> import jax.numpy as jnp, numpy as np, optax, jgd
+      >>> X, y = np.arange(8.0)[:, None], 3 * np.arange(8.0)
+      >>> loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)
+      >>> steps = jgd.scan_steps(jgd.with_data(jgd.make_step(loss, optax.sgd(0.01)), (X, y)))
+      >>> state = jgd.TrainState.create(jnp.zeros(1), optax.sgd(0.01))
+      >>> rows = np.arange(8).reshape(4, 2)  # 4 steps of 2 examples
+      >>> state, metrics = steps(state, rows)
+      >>> metrics["loss"].shape, int(state.step)
+      ((4,), 4)
+      >>> state, metrics = steps(state, rows, 1)  # the same program, one step
+      >>> int(state.step), bool(np.isnan(metrics["loss"][1]))
+      (5, True)
+    """
+    if isinstance(step, Bound):
+        return Bound(Scan(step.program), step.operands)
+    if not callable(step):
+        raise TypeError(
+            f"step={_errors.describe(step)} is not callable; expected step(state, x), "
+            "e.g. jgd.make_step(loss, optimizer)."
+        )
+    return Bound(Scan(Plain(step)), None)
+
+
+def loop(step: Callable, state: Any, xs: Any, count: Any = None) -> tuple[Any, Any]:
+    """``lax.scan(step, state, xs)``, or its first ``count`` steps (a ``fori_loop``, same body)."""
+    length = leading_length(xs)
+    if count is None:
+        return jax.lax.scan(step, state, xs)
+    shapes = jax.eval_shape(step, state, _slice(xs, 0))[1]
+    records = jax.tree_util.tree_map(
+        lambda s: jnp.full((length, *s.shape), _blank(s.dtype)), shapes
+    )
+    count = jnp.clip(jnp.asarray(count, jnp.int32), 0, length)
+
+    def body(i, carry):
+        state, records = carry
+        state, metrics = step(state, _slice(xs, i))
+        records = jax.tree_util.tree_map(lambda r, m: r.at[i].set(m), records, metrics)
+        return state, records
+
+    return jax.lax.fori_loop(0, count, body, (state, records))
+
+
+def leading_length(xs: Any) -> int:
+    """The shared leading (step) axis of ``xs``, checked."""
+    sizes = [(path, np.shape(leaf)) for path, leaf in _errors.leaf_paths(xs)]
+    if not sizes or any(len(shape) == 0 for _, shape in sizes):
+        raise ValueError(
+            "xs needs a leading axis to scan over (one slice per step), e.g. rows of shape "
+            f"(K, batch_size); got shapes {[s for _, s in sizes]}."
+        )
+    if len({shape[0] for _, shape in sizes}) > 1:
+        listed = ", ".join(f"xs{p}: {s[0]}" for p, s in sizes)
+        raise ValueError(f"the arrays of xs disagree on their leading axis (steps): {listed}.")
+    return int(sizes[0][1][0])
+
+
+def _slice(xs: Any, i: Any) -> Any:
+    return jax.tree_util.tree_map(lambda x: jax.lax.dynamic_index_in_dim(x, i, 0, False), xs)
+
+
+def _blank(dtype: Any) -> Any:
+    return jnp.nan if jnp.issubdtype(dtype, jnp.inexact) else 0

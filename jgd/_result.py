@@ -1,0 +1,116 @@
+"""What a run returns (``FitResult``), and how a run is judged: stopped by the guard, or risen."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from jgd import _batching, _errors
+from jgd._guard import Stop
+from jgd._state import TrainState
+
+_WHAT = {
+    "non-finite": "a non-finite loss, gradient or update",
+    "max_loss": "a loss above max_loss",
+    "rose": "the loss rising above its starting value",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What ``fit`` returns (and ``SweepResult[i]`` for one run of a sweep).
+
+    Attributes:
+      params: the final parameters (the last finite ones if the run blew up).
+      opt_state: the final optimizer state.
+      state: the final ``TrainState``; pass it to ``fit`` as ``params`` to continue the run.
+      losses: the batch loss of each step, at the params before that step's update (NaN for the
+        steps after a blow-up).
+      grad_norms: with ``grad_norm=True``, the gradient's global norm at each step; else None.
+      diverged: True if the run blew up (a non-finite loss, gradient or update, or a loss above
+        ``max_loss``: updates stopped there) or its loss ended above where it started.
+      diverged_at: the step where that happened (a global step, like ``state.step``), or None.
+      divergence: ``"non-finite"``, ``"max_loss"``, ``"rose"`` or None.
+      params_history: with ``record_params=True``, the params before each step and the final
+        ones, with a leading axis of ``steps + 1``; otherwise None.
+      steps: the number of steps in the plan.
+      first_step: the global step of ``losses[0]`` (0, unless the run continued a state).
+      compile_time: seconds spent compiling (0.0 when every program was reused).
+      run_time: seconds spent running, compile time excluded.
+    """
+
+    params: Any
+    opt_state: Any
+    state: TrainState
+    losses: np.ndarray
+    grad_norms: np.ndarray | None
+    diverged: bool
+    diverged_at: int | None
+    divergence: str | None
+    params_history: Any
+    steps: int
+    first_step: int
+    compile_time: float
+    run_time: float
+
+
+def verdict(
+    losses: np.ndarray, stop: Stop | None, window: int, first_step: int = 0
+) -> tuple[bool, int | None, str | None]:
+    """(diverged, diverged_at, divergence) from the guard's stop and the loss curve.
+
+    Besides a blow-up, a run diverged when it ended above where it started: the mean batch loss
+    of its last ``window`` steps (one epoch) exceeds that of its first ``window`` steps. It is then
+    dated at the first step from which the loss never returned below the starting level.
+    """
+    if stop is not None:
+        return True, stop.step, stop.reason
+    window = max(1, min(window, len(losses) // 2 or 1))
+    start, end = np.nanmean(losses[:window]), np.nanmean(losses[-window:])
+    if len(losses) > window and end > start:
+        below = np.nonzero(~(losses > start))[0]
+        return True, first_step + int(below[-1] + 1 if below.size else 0), "rose"
+    return False, None, None
+
+
+def history(recorded: Any, final_params: Any) -> Any:
+    """The params before each step, and the final ones: a leading axis of ``steps + 1``."""
+    return jax.tree_util.tree_map(
+        lambda h, p: np.concatenate([np.asarray(h), np.asarray(p)[None]]), recorded, final_params
+    )
+
+
+def divergence_error(result: FitResult, description: str, loss, params, data, plan):
+    """A ``DivergenceError`` naming the step, the reason, the optimizer, and the curvature bound
+    2/λ at the initial params as a hint."""
+    hint = ""
+    try:
+        first = (
+            data
+            if plan.kind == "full"
+            else _batching.gather(data, np.arange(min(plan.num_examples, 1024)))
+        )
+        bound = _curvature_bound(loss, params, first)
+        if math.isfinite(bound):
+            hint = (
+                f" At the initial params the largest stable learning rate for plain GD is "
+                f"about {bound:.4g} (jgd.max_stable_learning_rate)."
+            )
+    except Exception:  # the hint is best effort: a loss may not be twice differentiable
+        hint = ""
+    return _errors.DivergenceError(
+        f"the run diverged at step {result.diverged_at} ({_WHAT[result.divergence]}) with "
+        f"{description}.{hint}"
+    )
+
+
+def _curvature_bound(loss, params, batch) -> float:
+    from jgd._curvature import max_stable_learning_rate
+
+    return float(
+        jax.jit(lambda p, b: max_stable_learning_rate(loss, p, b).learning_rate)(params, batch)
+    )
