@@ -36,10 +36,15 @@ class Gather:
 
     def __call__(self, data: Any, state: Any, rows: Any) -> tuple[Any, Any]:
         rows = jnp.asarray(rows)
-        if not jnp.issubdtype(rows.dtype, jnp.integer) or rows.ndim != 1:
+        if not jnp.issubdtype(rows.dtype, jnp.integer):
             raise TypeError(
-                f"rows has dtype {rows.dtype} and shape {rows.shape}; expected a 1-D int array "
-                "of example indices (one batch), e.g. jnp.array([3, 1, 4])."
+                f"rows has dtype {rows.dtype}; expected a 1-D int array of example indices "
+                "(one batch), e.g. jnp.array([3, 1, 4])."
+            )
+        if rows.ndim != 1:
+            raise ValueError(
+                f"rows has shape {rows.shape}; expected a 1-D int array of example indices (one "
+                "batch). For K steps at once, use jgd.scan_steps with rows of shape (K, B)."
             )
         batch = _parallel.shard_batch(_batching.gather(data, rows), self.mesh)
         return self.step(state, batch)
@@ -47,7 +52,13 @@ class Gather:
     def check(self, rows: Any) -> None:
         """Host-side check of index values, when they are on the host (free of a device sync)."""
         if isinstance(rows, np.ndarray | list | tuple):
-            _batching.check_rows(np.asarray(rows), self.num_examples)
+            rows = np.asarray(rows)
+            if not np.issubdtype(rows.dtype, np.integer):
+                raise TypeError(
+                    f"rows has dtype {rows.dtype}; expected integer example indices, e.g. "
+                    "np.array([3, 1, 4])."
+                )
+            _batching.check_rows(rows, self.num_examples)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -155,8 +155,9 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
 
 
 def check_learning_rate(value: Any) -> None:
-    """Raises unless ``value`` is a finite number > 0 or a callable schedule."""
-    if callable(value):
+    """Raises unless ``value`` is a finite number > 0 or a callable schedule (a traced number,
+    e.g. under ``jax.vmap``, is checked for its dtype and shape only)."""
+    if callable(value) or (isinstance(value, jax.core.Tracer) and is_number(value)):
         return
     if not is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:
         raise ValueError(

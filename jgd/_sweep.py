@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
 from jgd._fit import fit
@@ -31,7 +32,10 @@ _DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "check
 class SweepResult:
     """What ``sweep`` returns: ``FitResult``'s fields with a leading run axis of length R.
 
-    ``result[i]`` is run ``i`` as a ``FitResult``, equal to what ``fit`` returns for it.
+    ``result[i]`` is run ``i`` as a ``FitResult``, what ``fit`` returns for it: bit for bit where
+    XLA computes a vmapped step as it computes one step (batch size 1), to rounding where it sums
+    a batched matmul in another order. A run that blew up is ``fit``'s exactly (its replay is
+    ``fit``'s own).
 
     Attributes:
       learning_rate: the learning rate (or schedule) of each run, a list of length R.
@@ -124,6 +128,11 @@ def sweep(
       >>> result.diverged.tolist()
       [False, False, False, True]
     """
+    if isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(
+            "sweep needs optimizer as an optax factory (e.g. optimizer=optax.sgd) so that "
+            "learning rates can be batched; got a ready GradientTransformation."
+        )
     rates = _as_list("learning_rate", learning_rate)
     _check_same_kind(rates)
     if seeds is not None and key is not None:
@@ -134,11 +143,6 @@ def sweep(
     config = _config.configure(
         **_fit_arguments(loss, params, data, optimizer, rates[0], first_key, fit_options)
     )
-    if not isinstance(config.optimizer.static, _optim.Factory):
-        raise ValueError(
-            "sweep needs optimizer as an optax factory (e.g. optimizer=optax.sgd) so "
-            "that learning rates can be batched; got a ready GradientTransformation."
-        )
     for lr, _ in runs:
         _optim.check_learning_rate(lr)
     return _Sweep(config, runs, seeds is not None, mesh).run()

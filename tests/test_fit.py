@@ -585,3 +585,141 @@ def test_guard_loss_checks_the_loss_only():
         jgd.fit(
             bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.1, guard="none"
         )
+
+
+# --- continuing a run, reports ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward_gradient"])
+def test_continuing_from_the_state_equals_one_longer_run(line_data, mode):
+    X, y, _ = line_data
+    schedule = optax.cosine_decay_schedule(0.05, decay_steps=200)  # position kept in opt_state
+    kw = dict(optimizer=optax.adam, learning_rate=schedule, batch_size=10, key=3, mode=mode)
+    whole = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), epochs=12, **kw)
+    kw.pop("key")  # the state carries it
+    first = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), epochs=5, key=3, **kw)
+    rest = jgd.fit(LINE, first.state, (X, y), epochs=7, **kw)
+    assert rest.first_step == 50 and int(rest.state.step) == 120
+    np.testing.assert_array_equal(np.concatenate([first.losses, rest.losses]), whole.losses)
+    for a, b in zip(jax.tree.leaves(rest.state), jax.tree.leaves(whole.state), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_continuing_can_change_the_learning_rate_and_refuses_another_optimizer(line_data):
+    X, y, _ = line_data
+    first = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.adam, learning_rate=0.1)
+    slower = jgd.fit(LINE, first.state, (X, y), optimizer=optax.adam, learning_rate=0.01)
+    assert float(slower.state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"optimizer state was not made by optimizer=sgd"):
+        jgd.fit(LINE, first.state, (X, y), optimizer=optax.sgd, learning_rate=0.1)
+    with pytest.raises(ValueError, match="carries its own key"):
+        jgd.fit(LINE, first.state, (X, y), optimizer=optax.adam, learning_rate=0.1, key=1)
+
+
+def test_report_every_gives_each_loss_its_step(line_data):
+    X, y, _ = line_data
+    reports = []
+    result = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=0.05,
+        batch_size=10,
+        epochs=5,
+        key=0,
+        report_every=15,
+        callback=reports.append,
+    )
+    assert [p.step for p in reports] == [15, 30, 45, 50]  # and the end
+    steps = np.concatenate([p.steps for p in reports])
+    np.testing.assert_array_equal(steps, np.arange(50))
+    np.testing.assert_array_equal(np.concatenate([p.losses for p in reports]), result.losses)
+    assert [p.epoch for p in reports] == [1, 3, 4, 5]
+
+
+def test_report_every_epoch_with_checkpoints_that_do_not_divide_it(tmp_path, line_data):
+    X, y, _ = line_data
+    epochs = []
+    jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=0.05,
+        batch_size=10,
+        epochs=4,
+        key=0,
+        report_every="epoch",
+        callback=lambda p: epochs.append((p.epoch, len(p.losses))),
+        checkpoint_dir=tmp_path,
+        checkpoint_every=4,
+    )
+    assert epochs == [(1, 10), (2, 10), (3, 10), (4, 10)]
+
+
+def test_sweep_items_are_fit_results(line_data):
+    X, y, _ = line_data
+    swept = jgd.sweep(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=[0.1, 0.3],
+        epochs=20,
+        record_params=True,
+        grad_norm=True,
+    )
+    single = jgd.fit(
+        LINE,
+        jnp.array([-1.0, -1.0]),
+        (X, y),
+        optimizer=optax.sgd,
+        learning_rate=0.3,
+        epochs=20,
+        record_params=True,
+        grad_norm=True,
+    )
+    item = swept[1]
+    assert isinstance(item, jgd.FitResult) and item.diverged_at is None
+    for field in ("params", "losses", "grad_norms", "params_history"):
+        # to rounding: under vmap XLA sums the batched matmul in another order (at batch size 1
+        # the runs are equal bitwise: test_reliability)
+        np.testing.assert_allclose(getattr(item, field), getattr(single, field), rtol=1e-6)
+    assert item.steps == single.steps == 20
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(report_every=0), ValueError, "report_every=0"),
+        (dict(report_every="week"), ValueError, "report_every='week'"),
+        (dict(callback=3), TypeError, "callback=3 is not callable"),
+        (dict(grad_norm=1), TypeError, "grad_norm=1"),
+        (dict(record_params="no"), TypeError, "record_params='no'"),
+        (dict(key=2**70), ValueError, r"key=.*\[-2\*\*63, 2\*\*63\)"),
+    ],
+)
+def test_bad_driver_arguments_fail_at_the_call(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jgd.fit(LINE, jnp.zeros(2), (X3, Y3), optimizer=optax.sgd, learning_rate=0.1, **kwargs)
+
+
+def test_sweep_refuses_driver_options_and_unknown_arguments():
+    kw = dict(optimizer=optax.sgd, learning_rate=[0.1])
+    with pytest.raises(ValueError, match=r"sweep does not take \['callback'\]"):
+        jgd.sweep(LINE, jnp.zeros(2), (X3, Y3), callback=print, **kw)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['epoch'\]"):
+        jgd.sweep(LINE, jnp.zeros(2), (X3, Y3), epoch=3, **kw)
+    with pytest.raises(ValueError, match="optax factory"):
+        jgd.sweep(LINE, jnp.zeros(2), (X3, Y3), optimizer=optax.sgd(0.1), learning_rate=[0.1])
+
+
+def test_sweep_with_one_key_shares_one_plan_equal_to_fit(line_data):
+    X, y, _ = line_data
+    kw = dict(optimizer=optax.sgd, batch_size=7, epochs=3)
+    swept = jgd.sweep(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=[0.05, 0.2], key=5, **kw)
+    assert swept.seed == [None, None]
+    for i, lr in enumerate([0.05, 0.2]):
+        single = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=lr, key=5, **kw)
+        np.testing.assert_allclose(swept.losses[i], single.losses, rtol=1e-6)
