@@ -58,12 +58,7 @@ class TrainState(NamedTuple):
 def as_key(key: Any) -> jax.Array:
     """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        if not -(2**63) <= int(key) < 2**63:
-            raise ValueError(
-                f"key={_errors.describe(key)} is not valid; an int seed must lie in "
-                "[-2**63, 2**63)."
-            )
-        return jax.random.PRNGKey(int(key))
+        return jax.random.PRNGKey(check_seed(key, "key"))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(key)
     arr = jnp.asarray(key) if isinstance(key, jax.Array | np.ndarray) else None
@@ -73,3 +68,20 @@ def as_key(key: Any) -> jax.Array:
             "such as jax.random.key(0)."
         )
     return arr
+
+
+def seed_keys(seeds: list[int]) -> jax.Array:
+    """``as_key`` of many int seeds at once: shape (len(seeds), 2)."""
+    seeds = np.asarray([check_seed(s, "seeds") for s in seeds], np.int32)
+    return jax.vmap(jax.random.PRNGKey)(seeds)
+
+
+def check_seed(seed: Any, name: str) -> int:
+    """``seed`` as an int, checked: without 64-bit JAX a seed keeps 32 bits, so larger seeds
+    would silently share keys (``PRNGKey(2**40)`` is ``PRNGKey(0)``)."""
+    if not -(2**31) <= int(seed) < 2**31:
+        raise ValueError(
+            f"{name}={_errors.describe(seed)} is not valid; an int seed must lie in "
+            "[-2**31, 2**31) (JAX keeps 32 bits of a seed: larger ones would share keys)."
+        )
+    return int(seed)

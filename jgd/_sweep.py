@@ -23,7 +23,7 @@ from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, 
 from jgd._fit import fit
 from jgd._result import FitResult
 from jgd._schedules import InverseTimeDecay
-from jgd._state import as_key
+from jgd._state import seed_keys
 
 _DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
 
@@ -168,16 +168,12 @@ class _Sweep:
         )
         self.compile_time += seconds
         n = len(self.runs)
-        ends, finite = jax.tree.map(lambda x: x[:n], (ends, finite))
+        if len(finite) > n:  # a mesh padded the runs
+            ends, finite = jax.tree.map(lambda x: x[:n], (ends, finite))
         metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
-        finite = np.asarray(finite)
         stops = [None] * n
-        for i in range(n):
+        for i in np.flatnonzero(_blown_up(metrics, np.asarray(finite), config)):
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
-            if _guard.first_bad(mine, config.max_loss) is None and (
-                config.guard == "loss" or finite[i]
-            ):
-                continue
             state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
@@ -187,13 +183,13 @@ class _Sweep:
     def _arguments(self):
         """The shared params, and every run's numbers and key, stacked (spread over a mesh)."""
         config = self.config
-        dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
-        hyperparams = [
-            _optim.as_arrays({**config.optimizer.hyperparams, "learning_rate": lr}, dtype)
-            for lr, _ in self.runs
-        ]
-        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *hyperparams)
-        keys = jnp.stack([config.key if s is None else as_key(s) for _, s in self.runs])
+        dtype = np.dtype(jnp.result_type(*jax.tree.leaves(config.state.params)))
+        numbers = [{**config.optimizer.hyperparams, "learning_rate": lr} for lr, _ in self.runs]
+        stacked = jax.tree.map(lambda *xs: np.asarray(xs, dtype), *numbers)  # one transfer
+        if all(s is None for _, s in self.runs):
+            keys = np.broadcast_to(np.asarray(config.key), (len(self.runs), 2))
+        else:
+            keys = seed_keys([s for _, s in self.runs])
         params = config.state.params
         if self.mesh is not None:
             stacked, keys = _spread(self.mesh, stacked, keys)
@@ -230,6 +226,18 @@ class _Sweep:
         )
         self.compile_time += seconds
         return out
+
+
+def _blown_up(metrics: dict, finite: np.ndarray, config) -> np.ndarray:
+    """Which runs ``fit``'s guard would replay: a bad loss (or norm), or a non-finite end."""
+    loss = metrics["loss"]
+    ok = np.isfinite(loss)
+    if "grad_norm" in metrics:
+        ok &= np.isfinite(metrics["grad_norm"])
+    if config.max_loss is not None:
+        ok &= ~(loss > config.max_loss)
+    bad = ~ok.all(axis=1)
+    return bad if config.guard == "loss" else bad | ~finite
 
 
 def _result_of(runs, state, metrics, stops, config, compile_time, run_time) -> SweepResult:

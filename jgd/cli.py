@@ -12,6 +12,8 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from jgd.bench import BENCHMARKS
+
 
 class UsageError(Exception):
     """A bad flag or argument value: one line, exit code 2."""
@@ -107,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--sample", type=_positive_int, default=10, help="steps shown side by side")
 
     bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
-    bench.add_argument("name", choices=["ad", "train", "sweep", "fwdgrad", "scale"])
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
     bench.add_argument("--out", default="benchmarks/results", help="where results are written")
     return p

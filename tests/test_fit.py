@@ -697,7 +697,7 @@ def test_sweep_items_are_fit_results(line_data):
         (dict(callback=3), TypeError, "callback=3 is not callable"),
         (dict(grad_norm=1), TypeError, "grad_norm=1"),
         (dict(record_params="no"), TypeError, "record_params='no'"),
-        (dict(key=2**70), ValueError, r"key=.*\[-2\*\*63, 2\*\*63\)"),
+        (dict(key=2**40), ValueError, r"key=1099511627776 .*\[-2\*\*31, 2\*\*31\)"),
     ],
 )
 def test_bad_driver_arguments_fail_at_the_call(kwargs, error, match):

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "sweep": "_sweep",
     "fwdgrad": "_fwdgrad",
     "scale": "_scale",
+    "xla": "_xla",
 }
 
 

@@ -1,37 +1,37 @@
-"""``jgd bench train``: training throughput of the seeds' MLP against its peers, in one run.
+"""``jgd bench train``: training the seeds' MLP, steps per second, every way against every other.
 
-The seeds' model (784-128-10, ReLU, softmax cross-entropy, SGD lr 0.01) on MNIST-shaped data,
-the same batches for everyone, steps per second (median of repeats, compile excluded) for:
+The seeds' model (784-128-10, ReLU, softmax cross-entropy) on MNIST-shaped data (8192 uniform
+rows), the same batches for everyone, for SGD (lr 0.01), momentum 0.9 and Adam (1e-3). The ways
+to train are in ``_loops``. Measured interleaved: each round runs every contender once, in turn,
+on the same order; the first round compiles and warms up; the table holds the medians of the
+other rounds. Ratios are taken between medians of one run, never across runs.
 
-- ``jgd.fit``: the whole run as one ``lax.scan`` (data on the device, batches gathered inside),
-  with the default guard (loss and gradient checked every step) and with ``guard="loss"``;
-- ``jgd.make_step`` under a Python loop (one jitted step per call, batches indexed on the host);
-- the flax NNX tutorial loop (``nnx.jit`` train step with ``nnx.Optimizer``);
-- PyTorch eager (the seeds' loop) and ``torch.compile``.
-
-Plus the machine's float32 matmul rate and each entry's fraction of the throughput it allows:
+Also the machine's float32 matmul rate and each contender's fraction of the throughput it allows:
 a step costs ``4 B·784·128 + 6 B·128·10`` FLOPs (forward, weight gradients of both layers and the
 hidden-layer gradient; no input gradient is needed).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import jax
 import numpy as np
-import optax
-from flax import nnx
 
-import jgd
 from jgd.bench import _harness as hn
+from jgd.bench import _loops
 
 N_EXAMPLES = 8192
+RATIOS = [  # (name, numerator, denominator)
+    ("fit / torch eager", "jgd.fit", "torch eager"),
+    ("with_data loop / torch eager", "jgd with_data loop", "torch eager"),
+    ("naive loop / torch eager", "naive loop", "torch eager"),
+    ("fit / optax lax.scan", "jgd.fit", "optax lax.scan"),
+    ("scan_steps x100 / fit", "jgd scan_steps x100", "jgd.fit"),
+]
 
 
-def flops_per_step(batch: int) -> int:
-    return 4 * batch * 784 * 128 + 6 * batch * 128 * 10
+def flops_per_step(batch: int, hidden: int = 128) -> int:
+    return 4 * batch * 784 * hidden + 6 * batch * hidden * 10
 
 
 def _data():
@@ -41,161 +41,77 @@ def _data():
     return X, y
 
 
-def _order(batch: int, steps: int) -> np.ndarray:
-    return np.random.default_rng(batch).integers(0, N_EXAMPLES, size=(steps, batch))
-
-
-def _median_rate(fn, steps: int, repeats: int) -> float:
-    times = [fn() for _ in range(repeats)]
-    return steps / float(np.median(times))
-
-
-def jgd_fit(X, y, order, repeats, guard="full") -> float:
-    apply, params = jgd.models.functional(jgd.models.MLP(rngs=nnx.Rngs(0)))
-    loss = jgd.models.classification_loss(apply)
-
-    def once():
-        r = jgd.fit(
-            loss, params, (X, y), optimizer=optax.sgd, learning_rate=0.01, order=order, guard=guard
-        )
-        return r.run_time
-
-    once()  # compile
-    return _median_rate(once, len(order), repeats)
-
-
-def jgd_step_loop(X, y, order, repeats) -> float:
-    apply, params = jgd.models.functional(jgd.models.MLP(rngs=nnx.Rngs(0)))
-    opt = optax.sgd(0.01)
-    step = jax.jit(jgd.make_step(jgd.models.classification_loss(apply), opt))
-    Xd, yd = jax.device_put(X), jax.device_put(y)
-
-    def once():
-        state = jgd.TrainState.create(params, opt)
-        start = time.perf_counter()
-        for rows in order:
-            state, _ = step(state, (Xd[rows], yd[rows]))
-        jax.block_until_ready(state)
-        return time.perf_counter() - start
-
-    once()
-    return _median_rate(once, len(order), repeats)
-
-
-def nnx_loop(X, y, order, repeats) -> float:
-    Xd, yd = jax.device_put(X), jax.device_put(y)
-
-    @nnx.jit
-    def train_step(model, optimizer, x, labels):
-        def loss_fn(model):
-            logits = model(x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
-    def once():
-        model = jgd.models.MLP(rngs=nnx.Rngs(0))
-        optimizer = nnx.Optimizer(model, optax.sgd(0.01), wrt=nnx.Param)
-        start = time.perf_counter()
-        for rows in order:
-            loss = train_step(model, optimizer, Xd[rows], yd[rows])
-        jax.block_until_ready(loss)
-        return time.perf_counter() - start
-
-    once()
-    return _median_rate(once, len(order), repeats)
-
-
-def torch_loop(X, y, order, repeats, compile: bool) -> float | None:
-    try:
-        from jgd import torch_baseline
-
-        torch = torch_baseline.require_torch()
-    except ImportError:
-        return None
-
-    def once():
-        torch.manual_seed(0)
-        net = torch_baseline.Net()
-        return torch_baseline.train(net, X, y, order, lr=0.01, compile=compile)["seconds"]
-
-    if compile:
-        torch._dynamo.reset()
-    once()
-    return _median_rate(once, len(order), repeats)
+def measure(batch, steps, name, rounds, hidden=128, contenders=None) -> dict[str, float | None]:
+    """Median steps per second of each contender, interleaved over ``rounds`` (+1 warm-up)."""
+    X, y = _data()
+    order = np.random.default_rng(batch).integers(0, N_EXAMPLES, size=(steps, batch))
+    chosen = contenders or list(_loops.CONTENDERS)
+    runs = {c: _loops.CONTENDERS[c](X, y, order, name, hidden) for c in chosen}
+    runs = {c: once for c, once in runs.items() if once is not None}
+    times: dict[str, list[float]] = {c: [] for c in runs}
+    for r in range(rounds + 1):
+        for c, once in runs.items():
+            seconds = once()
+            if r:  # round 0 compiles and warms up
+                times[c].append(seconds)
+    return {c: steps / float(np.median(times[c])) if c in times else None for c in chosen}
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
-    X, y = _data()
     gflops = hn.matmul_gflops(256 if tiny else 2048)
     print(f"float32 matmul rate: {gflops:.1f} GFLOP/s", flush=True)
-    plan = (
-        {1: 1000, 64: 400, 1024: 60} if quick else {1: 4000, 8: 3000, 64: 2000, 256: 600, 1024: 200}
-    )
-    repeats = 1 if tiny else 3
+    if tiny:
+        plan, optimizers, rounds, hidden = {1: 20, 64: 10}, ["sgd"], 1, 8
+    elif quick:
+        plan, optimizers, rounds, hidden = {1: 1000, 64: 300, 1024: 40}, ["sgd", "adam"], 3, 128
+    else:
+        plan = {1: 3000, 8: 2000, 64: 1000, 256: 400, 1024: 150}
+        optimizers, rounds, hidden = ["sgd", "momentum", "adam"], 5, 128
     rows = []
-    for batch, steps in plan.items():
-        order = _order(batch, steps)
-        entry = {"batch": batch, "steps": steps, "flops_per_step": flops_per_step(batch)}
-        entry["jgd.fit"] = jgd_fit(X, y, order, repeats)
-        entry["jgd.fit guard=loss"] = jgd_fit(X, y, order, repeats, guard="loss")
-        entry["jgd.make_step loop"] = jgd_step_loop(X, y, order, repeats)
-        entry["flax nnx.jit loop"] = nnx_loop(X, y, order, repeats)
-        entry["torch eager"] = torch_loop(X, y, order, repeats, compile=False)
-        entry["torch.compile"] = None if quick else torch_loop(X, y, order, repeats, compile=True)
-        entry["matmul_limit"] = gflops * 1e9 / flops_per_step(batch)
-        rows.append(entry)
-        print(
-            f"  B={batch:>5}: "
-            + ", ".join(f"{k} {v:,.0f}/s" for k, v in entry.items() if k in PEERS and v),
-            flush=True,
-        )
-    table = _table(rows, gflops)
+    for name in optimizers:
+        for batch, steps in plan.items():
+            contenders = None
+            if quick or tiny or name != "sgd":  # torch.compile: full runs, SGD only
+                contenders = [c for c in _loops.CONTENDERS if c != "torch.compile"]
+            rates = measure(batch, steps, name, rounds, hidden, contenders)
+            limit = gflops * 1e9 / flops_per_step(batch, hidden)
+            rows.append(
+                {"optimizer": name, "batch": batch, "steps": steps, "limit": limit, **rates}
+            )
+            shown = ", ".join(f"{c} {v:,.0f}/s" for c, v in rates.items() if v)
+            print(f"  {name} B={batch:>5}: {shown}", flush=True)
+    table = _table(rows, gflops, rounds)
     print(table)
-    results = {"quick": quick, "matmul_gflops": gflops, "rows": rows}
+    results = {"quick": quick, "matmul_gflops": gflops, "rounds": rounds, "rows": rows}
     files = hn.write(out, "train", results, table, [_figure(rows)])
     print("written:", ", ".join(str(f) for f in files))
     return results
 
 
-PEERS = [
-    "jgd.fit",
-    "jgd.fit guard=loss",
-    "jgd.make_step loop",
-    "flax nnx.jit loop",
-    "torch eager",
-    "torch.compile",
-]
+def _ratio(row: dict, a: str, b: str) -> str:
+    return f"{row[a] / row[b]:.2f}x" if row.get(a) and row.get(b) else "-"
 
 
-def _table(rows, gflops) -> str:
-    body = []
-    for r in rows:
-        cells = [f"{r[p]:,.0f}" if r[p] else "-" for p in PEERS]
-        fit = r["jgd.fit"]
-        fast = r["jgd.fit guard=loss"]
-        ratios = [f"{fit / r[p]:.1f}x / {fast / r[p]:.1f}x" if r[p] else "-" for p in PEERS[2:]]
-        body.append(
-            [
-                r["batch"],
-                *cells,
-                f"{r['matmul_limit']:,.0f}",
-                f"{100 * fit / r['matmul_limit']:.0f}% / {100 * fast / r['matmul_limit']:.0f}%",
-                *ratios,
-            ]
-        )
-    headers = [
-        "B",
-        *PEERS,
-        "matmul limit",
-        "jgd.fit / limit (full / loss guard)",
-        *[f"jgd.fit vs {p} (full / loss guard)" for p in PEERS[2:]],
+def _table(rows: list[dict], gflops: float, rounds: int) -> str:
+    peers = [c for c in _loops.CONTENDERS if any(r.get(c) for r in rows)]
+    speed = [
+        [
+            r["optimizer"],
+            r["batch"],
+            *[f"{r[c]:,.0f}" if r.get(c) else "-" for c in peers],
+            f"{r['limit']:,.0f}",
+            f"{100 * r['jgd.fit'] / r['limit']:.0f}%",
+        ]
+        for r in rows
     ]
+    ratios = [[r["optimizer"], r["batch"], *[_ratio(r, a, b) for _, a, b in RATIOS]] for r in rows]
     return (
-        f"Steps per second (median of 3; compile excluded). Matmul rate {gflops:.1f} GFLOP/s; "
-        "the limit is that rate over the model's FLOPs per step.\n\n" + hn.markdown(headers, body)
+        f"Steps per second, median of {rounds} interleaved rounds after a warm-up round "
+        f"(compile excluded). Matmul rate {gflops:.1f} GFLOP/s; the limit is that rate over the "
+        "model's FLOPs per step.\n\n"
+        + hn.markdown(["optimizer", "B", *peers, "matmul limit", "fit / limit"], speed)
+        + "\n\nRatios of the medians above (higher is faster for the first named):\n\n"
+        + hn.markdown(["optimizer", "B", *[name for name, _, _ in RATIOS]], ratios)
     )
 
 
@@ -205,17 +121,17 @@ def _figure(rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-    batches = [r["batch"] for r in rows]
-    for p in PEERS:
-        pts = [(r["batch"], r[p]) for r in rows if r[p]]
-        if pts:
-            ax.loglog(*zip(*pts, strict=True), "o-", label=p)
-    ax.loglog(batches, [r["matmul_limit"] for r in rows], "k--", label="matmul-limited")
-    ax.set(
-        xlabel="batch size",
-        ylabel="steps per second",
-        title="Training the seeds' MLP: steps per second",
+    optimizers = sorted({r["optimizer"] for r in rows}, key=[*_loops.LEARNING_RATES].index)
+    fig, axes = plt.subplots(
+        1, len(optimizers), figsize=(5 * len(optimizers), 4.5), layout="constrained", squeeze=False
     )
-    ax.legend(fontsize=8)
+    for ax, name in zip(axes[0], optimizers, strict=True):
+        mine = [r for r in rows if r["optimizer"] == name]
+        for c in _loops.CONTENDERS:
+            pts = [(r["batch"], r[c]) for r in mine if r.get(c)]
+            if pts:
+                ax.loglog(*zip(*pts, strict=True), "o-", label=c)
+        ax.loglog([r["batch"] for r in mine], [r["limit"] for r in mine], "k--", label="matmul")
+        ax.set(xlabel="batch size", ylabel="steps per second", title=f"seeds' MLP, {name}")
+    axes[0][0].legend(fontsize=7)
     return fig
