@@ -50,14 +50,25 @@ class Gather:
         return self.step(state, batch)
 
     def check(self, rows: Any) -> None:
-        """Host-side check of index values, when they are on the host (free of a device sync)."""
-        if isinstance(rows, np.ndarray | list | tuple):
+        """Host-side check of index values, when they are on the host (free of a device sync).
+
+        Kept to a few Python operations: it runs on every call, while XLA computes the previous
+        step on the cores, where NumPy's reductions cost several times their quiet-machine time.
+        """
+        if isinstance(rows, list | tuple):
             rows = np.asarray(rows)
-            if not np.issubdtype(rows.dtype, np.integer):
-                raise TypeError(
-                    f"rows has dtype {rows.dtype}; expected integer example indices, e.g. "
-                    "np.array([3, 1, 4])."
-                )
+        if not isinstance(rows, np.ndarray):
+            return
+        if rows.dtype.kind not in "iu":
+            raise TypeError(
+                f"rows has dtype {rows.dtype}; expected integer example indices, e.g. "
+                "np.array([3, 1, 4])."
+            )
+        if rows.size <= 64:
+            values = rows.ravel().tolist()
+            if values and (min(values) < 0 or max(values) >= self.num_examples):
+                _batching.check_rows(rows, self.num_examples)  # raises, naming the index
+        else:
             _batching.check_rows(rows, self.num_examples)
 
 
@@ -94,16 +105,22 @@ class Bound:
     program: Callable
     operands: Any
 
+    def __post_init__(self):
+        # looked up once here, not per call: hashing the program's dataclasses on every call
+        # (jax.jit's static arguments) cost more than the rest of a batch-1 step's dispatch
+        object.__setattr__(self, "_compiled", compiled(self.program))
+        object.__setattr__(self, "_check", getattr(self.program, "check", None))
+
     def __call__(self, state: Any, x: Any, *args: Any) -> tuple[Any, Any]:
-        check = getattr(self.program, "check", None)
-        if check is not None:
-            check(x)
-        return _call(self.program, self.operands, state, x, *args)
+        if self._check is not None:
+            self._check(x)
+        return self._compiled(self.operands, state, x, *args)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _call(program: Callable, operands: Any, state: Any, x: Any, *args: Any):
-    return program(operands, state, x, *args)
+@functools.lru_cache(maxsize=256)
+def compiled(program: Callable) -> Callable:
+    """``jax.jit(program)``, one per program: equal programs share their compiled code."""
+    return jax.jit(program)
 
 
 def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:

@@ -37,3 +37,10 @@ def test_replay_pytorch():
 def test_lr_sweep():
     out = run("lr_sweep.py")
     assert "256 runs in one call" in out and "first diverging rate" in out
+
+
+def test_own_loop():
+    out = run("own_loop.py")
+    assert "the three runs equal bitwise: True" in out
+    assert "step 100: batch loss" in out and "epoch 8: test accuracy" in out
+    assert float(out.split("final test accuracy ")[1].split(";")[0]) > 0.9

@@ -6,8 +6,8 @@ times one whole pass over the order after its own warm-up (compiles happen in th
 - ``jgd.fit``: the engine (one compiled loop, the default exact guard).
 - ``jgd scan_steps x100``: a user's loop over blocks of 100 steps, ``scan_steps(with_data(...))``.
 - ``jgd with_data loop``: a user's loop, one compiled ``with_data`` step per call.
-- ``naive loop``: ``jax.jit(make_step)`` per call with batches indexed on the host (the loop the
-  blocks replace).
+- ``naive loop``: ``jax.jit(make_step)`` per call, its batch cut from the device arrays with the
+  host's indices (``X[rows]``: a gather dispatched per array per step), the loop the blocks replace.
 - ``optax lax.scan``: the loop written by hand with optax: ``jax.jit`` of a ``lax.scan``.
 - ``flax nnx.jit loop``: the flax NNX tutorial's train step under a Python loop.
 - ``torch eager`` and ``torch.compile``: the seeds' PyTorch loop.
@@ -101,11 +101,12 @@ def naive_loop(X, y, order, name, hidden):
     loss, params = model(hidden)
     opt = factory(name)(LEARNING_RATES[name])
     step = jax.jit(jgd.make_step(loss, opt))
+    Xd, yd = jax.device_put((X, y))
 
     def run():
         state = jgd.TrainState.create(params, opt)
-        for r in order:
-            state, _ = step(state, (X[r], y[r]))
+        for r in order:  # device arrays indexed from the host: a gather dispatched per array
+            state, _ = step(state, (Xd[r], yd[r]))
         return state
 
     return lambda: _blocked(run)
