@@ -8,16 +8,17 @@ from jgd._batching import shuffled_order
 from jgd._blocks import scan_steps, with_data
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
+from jgd._driver import Progress
 from jgd._errors import DivergenceError
-from jgd._fit import Progress, fit
+from jgd._fit import fit
 from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
 from jgd._parallel import data_mesh
-from jgd._result import FitResult
+from jgd._result import FitResult, SweepResult
 from jgd._state import TrainState
 from jgd._step import Step, make_step
-from jgd._sweep import SweepResult, sweep
+from jgd._sweep import sweep
 
 __version__ = "0.1.0"
 

@@ -1,45 +1,19 @@
-"""``fit``: the host driver around the run function.
-
-The run is cut into chunks of steps (the whole run, or what reports and checkpoints ask for);
-each chunk is one call of the compiled ``_engine.run_chunk``, guarded by ``_guard.run`` (an exact
-replay when a chunk blew up). Between chunks the host updates the progress bar, saves checkpoints
-and calls the callback; the metrics come back once per chunk.
+"""``fit``: descent as one call. Its arguments are checked (``_config``) and the run is cut into
+chunks of steps (the whole run, or what reports and checkpoints ask for) for ``_driver.Driver``.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import numpy as np
 
-from jgd import _compile, _config, _engine, _errors, _guard, _parallel, _result
+from jgd import _config, _errors, _result
 from jgd._checkpoint import RunCheckpoints
+from jgd._driver import Driver, Progress
 from jgd._result import FitResult
-from jgd._state import TrainState
-
-
-class Progress(NamedTuple):
-    """What ``fit``'s callback receives at each report.
-
-    Attributes:
-      step: the global step reached (the state's ``step``).
-      loss: the last finite batch loss so far.
-      losses: the batch losses since the previous report.
-      steps: the global step of each of those losses.
-      state: the ``TrainState`` after these steps.
-      epoch: the epochs completed (``step // steps_per_epoch``).
-    """
-
-    step: int
-    loss: float
-    losses: np.ndarray
-    steps: np.ndarray
-    state: TrainState
-    epoch: int
 
 
 def fit(
@@ -172,7 +146,7 @@ def fit(
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = RunCheckpoints(checkpoint_dir, config, checkpoint_every)
-    result = _Driver(config, chunk, every, bool(progress), callback, checkpoints).run()
+    result = Driver(config, chunk, every, bool(progress), callback, checkpoints).run()
     if result.diverged and on_divergence == "raise":
         raise _result.divergence_error(
             result,
@@ -183,160 +157,6 @@ def fit(
             config.plan,
         )
     return result
-
-
-class _Driver:
-    """Runs one configured run chunk by chunk (see the module docstring)."""
-
-    def __init__(self, config, chunk, every, progress, callback, checkpoints):
-        self.config, self.chunk, self.every = config, chunk, every
-        self.progress, self.callback, self.checkpoints = progress, callback, checkpoints
-        self.program = config.program(chunk)
-        self.compile_time = 0.0
-
-    def run(self) -> FitResult:
-        started = time.perf_counter()
-        rows = self._rows()
-        state, stop, outputs, done = self.config.state, None, [], 0
-        if self.checkpoints is not None:
-            state, stop, outputs, done = self.checkpoints.resume(state, self._blank(state))
-        bar = _progress_bar(self.config.plan.steps, self.progress, done)
-        reported = done - done % self.every if self.every else done  # resumed: the whole report
-        try:
-            while done < self.config.plan.steps and stop is None:
-                count = min(self.chunk, self.config.plan.steps - done)
-                state, metrics, stop = self._chunk(state, rows, done, count)
-                outputs.append(metrics)
-                done += count
-                if self.checkpoints is not None:  # before the callback, which may raise
-                    self.checkpoints.after_chunk(done, state, stop, outputs)
-                if self._due(done, stop):
-                    self._report(done, reported, state, stop, outputs, bar)
-                    reported = done
-        finally:
-            if bar is not None:
-                bar.close()
-            if self.checkpoints is not None:
-                self.checkpoints.close()
-        run_time = time.perf_counter() - started - self.compile_time
-        return self._result(state, stop, outputs, run_time)
-
-    def _chunk(self, start, rows, done, count):
-        def fast(n):
-            return self._call((self.program, False), start, rows, done, n)
-
-        def check(n):
-            return self._call((self.program, True), start, rows, done, n)
-
-        config = self.config
-        state, metrics, stop = _guard.run(
-            fast, check, count, guard=config.guard, max_loss=config.max_loss
-        )
-        if stop is not None:
-            stop = _guard.Stop(config.first_step + done + stop[0], stop[1])
-        return state, metrics, stop
-
-    def _call(self, static, state, rows, offset, count):
-        data = self.config.data
-        out, seconds = _compile.call(
-            _engine.run_chunk, static, data, state, rows, np.int32(offset), np.int32(count)
-        )
-        self.compile_time += seconds
-        return out
-
-    def _rows(self):
-        config, plan = self.config, self.config.plan
-        if plan.kind == "full":
-            return None
-        if plan.kind == "shuffle":  # drawn and padded on the device, never on the host
-            aligned = config.first_step % plan.steps_per_epoch == 0
-            static = (plan, self.chunk, aligned)
-            rows, seconds = _compile.call(
-                _engine.shuffled_rows, static, config.key, np.int32(config.first_step)
-            )
-            self.compile_time += seconds
-            return rows
-        padded = np.zeros((-(-plan.steps // self.chunk) * self.chunk, plan.batch_size), np.int32)
-        padded[: plan.steps] = config.order
-        if config.mesh is not None:
-            return _parallel.put_replicated(padded, config.mesh)
-        return jax.device_put(padded)
-
-    def _due(self, done: int, stop) -> bool:
-        if not (self.progress or self.callback is not None):
-            return False
-        return done % self.every == 0 or done == self.config.plan.steps or stop is not None
-
-    def _report(self, done, reported, state, stop, outputs, bar) -> None:
-        losses = np.concatenate([o["loss"] for o in outputs])
-        finite = losses[np.isfinite(losses)]
-        current = float(finite[-1]) if finite.size else float("nan")
-        first = self.config.first_step
-        if bar is not None:
-            bar.update(done - bar.n)
-            bar.set_postfix(loss=f"{current:.4g}")
-        if self.callback is not None:
-            since = losses[reported:done]
-            step = stop.step if stop is not None else first + done
-            steps = first + np.arange(reported, reported + len(since))
-            epoch = int(step) // self.config.plan.steps_per_epoch
-            self.callback(Progress(int(step), current, since, steps, state, epoch))
-
-    def _blank(self, state) -> dict:
-        """All-zero metrics of the whole run: the layout of a checkpoint's history."""
-        steps = self.config.plan.steps
-        dtype = np.result_type(*[np.asarray(x).dtype for x in jax.tree.leaves(state.params)])
-        out = {"loss": np.zeros(steps, dtype)}
-        if self.config.grad_norm:
-            out["grad_norm"] = np.zeros(steps, dtype)
-        if self.config.record_params:
-            out["params"] = jax.tree.map(
-                lambda p: np.zeros((steps, *np.shape(p)), np.asarray(p).dtype), state.params
-            )
-        return out
-
-    def _result(self, state, stop, outputs, run_time) -> FitResult:
-        config, steps = self.config, self.config.plan.steps
-        out = _fill(jax.tree.map(lambda *xs: np.concatenate(xs), *outputs), steps, state)
-        diverged, at, why = _result.verdict(
-            out["loss"], stop, config.plan.steps_per_epoch, config.first_step
-        )
-        return FitResult(
-            params=state.params,
-            opt_state=state.opt_state,
-            state=state,
-            losses=out["loss"],
-            grad_norms=out.get("grad_norm"),
-            diverged=diverged,
-            diverged_at=at,
-            divergence=why,
-            params_history=(
-                _result.history(out["params"], state.params) if config.record_params else None
-            ),
-            steps=steps,
-            first_step=config.first_step,
-            compile_time=self.compile_time,
-            run_time=run_time,
-        )
-
-
-def _fill(out: dict, steps: int, state: TrainState) -> dict:
-    """Metrics of the steps never run (after a stop): NaN, and the params frozen at the stop."""
-    missing = steps - len(out["loss"])
-    if missing <= 0:
-        return out
-    filled = {
-        k: np.concatenate([v, np.full((missing, *v.shape[1:]), np.nan, v.dtype)])
-        for k, v in out.items()
-        if k != "params"
-    }
-    if "params" in out:
-        filled["params"] = jax.tree.map(
-            lambda h, p: np.concatenate([h, np.repeat(np.asarray(p)[None], missing, 0)]),
-            out["params"],
-            state.params,
-        )
-    return filled
 
 
 def _report_every(value: Any, steps_per_epoch: int) -> int | None:
@@ -360,11 +180,3 @@ def _chunk_length(steps: int, every: int | None, checkpoint_every: int | None, d
     if default:
         return max(d for d in range(1, min(ckpt, every) + 1) if ckpt % d == 0)
     return math.gcd(min(every, steps), ckpt)
-
-
-def _progress_bar(total: int, enabled: bool, initial: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", desc="jgd.fit", leave=True)

@@ -129,6 +129,19 @@ def first_bad(metrics: dict[str, np.ndarray], max_loss: float | None) -> tuple[i
     return t, "max_loss" if too_big[t] else "non-finite"
 
 
+def blown_up(metrics: dict, finite: np.ndarray, guard: str, max_loss: float | None) -> np.ndarray:
+    """Which of many runs (metrics stacked, ``(runs, steps)``) ``run`` would replay: a bad loss
+    (or gradient norm), or a non-finite end state."""
+    loss = metrics["loss"]
+    ok = np.isfinite(loss)
+    if "grad_norm" in metrics:
+        ok &= np.isfinite(metrics["grad_norm"])
+    if max_loss is not None:
+        ok &= ~(loss > max_loss)
+    bad = ~ok.all(axis=1)
+    return bad if guard == "loss" else bad | ~finite
+
+
 def _host(metrics: Any, count: int) -> dict[str, np.ndarray]:
     return jax.tree_util.tree_map(lambda m: np.asarray(m)[:count], jax.device_get(metrics))
 

@@ -58,6 +58,66 @@ class FitResult:
     run_time: float
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """What ``sweep`` returns: ``FitResult``'s fields with a leading run axis of length R.
+
+    ``result[i]`` is run ``i`` as a ``FitResult``, what ``fit`` returns for it: bit for bit where
+    XLA computes a vmapped step as it computes one step (batch size 1), to rounding where it sums
+    a batched matmul in another order. A run that blew up is ``fit``'s exactly (its replay is
+    ``fit``'s own).
+
+    Attributes:
+      learning_rate: the learning rate (or schedule) of each run, a list of length R.
+      seed: the seed of each run (None where one ``key`` served all), a list of length R.
+      params, opt_state, state: the final state of each run.
+      losses: shape (R, steps); grad_norms: the same with ``grad_norm=True``, else None.
+      diverged: bool array (R,); diverged_at: int array (R,), -1 where a run did not diverge.
+      divergence: the reason per run (see ``FitResult``), a list.
+      params_history: with ``record_params=True``, shape (R, steps + 1, ...).
+      steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
+    """
+
+    learning_rate: list
+    seed: list
+    params: Any
+    opt_state: Any
+    state: Any
+    losses: np.ndarray
+    grad_norms: np.ndarray | None
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    divergence: list
+    params_history: Any
+    steps: int
+    compile_time: float
+    run_time: float
+
+    def __len__(self) -> int:
+        return len(self.learning_rate)
+
+    def __getitem__(self, i: int) -> FitResult:
+        def pick(tree):
+            return None if tree is None else jax.tree.map(lambda x: x[i], tree)
+
+        at = int(self.diverged_at[i])
+        return FitResult(
+            params=pick(self.params),
+            opt_state=pick(self.opt_state),
+            state=pick(self.state),
+            losses=self.losses[i],
+            grad_norms=pick(self.grad_norms),
+            diverged=bool(self.diverged[i]),
+            diverged_at=None if at < 0 else at,
+            divergence=self.divergence[i],
+            params_history=pick(self.params_history),
+            steps=self.steps,
+            first_step=0,
+            compile_time=self.compile_time,
+            run_time=self.run_time,
+        )
+
+
 def verdict(
     losses: np.ndarray, stop: Stop | None, window: int, first_step: int = 0
 ) -> tuple[bool, int | None, str | None]:
@@ -75,6 +135,35 @@ def verdict(
         below = np.nonzero(~(losses > start))[0]
         return True, first_step + int(below[-1] + 1 if below.size else 0), "rose"
     return False, None, None
+
+
+def sweep_result(runs, state, metrics, stops, config, compile_time, run_time) -> SweepResult:
+    """The ``SweepResult`` of runs ``(learning rate, seed)``: final states and metrics stacked."""
+    window = config.plan.steps_per_epoch
+    verdicts = [verdict(metrics["loss"][i], s, window) for i, s in enumerate(stops)]
+    history = None
+    if config.record_params:
+        history = jax.tree.map(
+            lambda h, p: np.concatenate([h, np.asarray(p)[:, None]], axis=1),
+            metrics["params"],
+            state.params,
+        )
+    return SweepResult(
+        learning_rate=[lr for lr, _ in runs],
+        seed=[s for _, s in runs],
+        params=state.params,
+        opt_state=state.opt_state,
+        state=state,
+        losses=metrics["loss"],
+        grad_norms=metrics.get("grad_norm"),
+        diverged=np.array([v[0] for v in verdicts]),
+        diverged_at=np.array([-1 if v[1] is None else v[1] for v in verdicts]),
+        divergence=[v[2] for v in verdicts],
+        params_history=history,
+        steps=config.plan.steps,
+        compile_time=compile_time,
+        run_time=run_time,
+    )
 
 
 def history(recorded: Any, final_params: Any) -> Any:

@@ -21,71 +21,11 @@ import optax
 
 from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
 from jgd._fit import fit
-from jgd._result import FitResult
+from jgd._result import SweepResult
 from jgd._schedules import InverseTimeDecay
 from jgd._state import seed_keys
 
 _DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepResult:
-    """What ``sweep`` returns: ``FitResult``'s fields with a leading run axis of length R.
-
-    ``result[i]`` is run ``i`` as a ``FitResult``, what ``fit`` returns for it: bit for bit where
-    XLA computes a vmapped step as it computes one step (batch size 1), to rounding where it sums
-    a batched matmul in another order. A run that blew up is ``fit``'s exactly (its replay is
-    ``fit``'s own).
-
-    Attributes:
-      learning_rate: the learning rate (or schedule) of each run, a list of length R.
-      seed: the seed of each run (None where one ``key`` served all), a list of length R.
-      params, opt_state, state: the final state of each run.
-      losses: shape (R, steps); grad_norms: the same with ``grad_norm=True``, else None.
-      diverged: bool array (R,); diverged_at: int array (R,), -1 where a run did not diverge.
-      divergence: the reason per run (see ``FitResult``), a list.
-      params_history: with ``record_params=True``, shape (R, steps + 1, ...).
-      steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
-    """
-
-    learning_rate: list
-    seed: list
-    params: Any
-    opt_state: Any
-    state: Any
-    losses: np.ndarray
-    grad_norms: np.ndarray | None
-    diverged: np.ndarray
-    diverged_at: np.ndarray
-    divergence: list
-    params_history: Any
-    steps: int
-    compile_time: float
-    run_time: float
-
-    def __len__(self) -> int:
-        return len(self.learning_rate)
-
-    def __getitem__(self, i: int) -> FitResult:
-        def pick(tree):
-            return None if tree is None else jax.tree.map(lambda x: x[i], tree)
-
-        at = int(self.diverged_at[i])
-        return FitResult(
-            params=pick(self.params),
-            opt_state=pick(self.opt_state),
-            state=pick(self.state),
-            losses=self.losses[i],
-            grad_norms=pick(self.grad_norms),
-            diverged=bool(self.diverged[i]),
-            diverged_at=None if at < 0 else at,
-            divergence=self.divergence[i],
-            params_history=pick(self.params_history),
-            steps=self.steps,
-            first_step=0,
-            compile_time=self.compile_time,
-            run_time=self.run_time,
-        )
 
 
 def sweep(
@@ -172,13 +112,17 @@ class _Sweep:
             ends, finite = jax.tree.map(lambda x: x[:n], (ends, finite))
         metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
         stops = [None] * n
-        for i in np.flatnonzero(_blown_up(metrics, np.asarray(finite), config)):
+        for i in np.flatnonzero(
+            _guard.blown_up(metrics, np.asarray(finite), config.guard, config.max_loss)
+        ):
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
             state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
         run_time = time.perf_counter() - started - self.compile_time
-        return _result_of(self.runs, ends, metrics, stops, config, self.compile_time, run_time)
+        return _result.sweep_result(
+            self.runs, ends, metrics, stops, config, self.compile_time, run_time
+        )
 
     def _arguments(self):
         """The shared params, and every run's numbers and key, stacked (spread over a mesh)."""
@@ -226,46 +170,6 @@ class _Sweep:
         )
         self.compile_time += seconds
         return out
-
-
-def _blown_up(metrics: dict, finite: np.ndarray, config) -> np.ndarray:
-    """Which runs ``fit``'s guard would replay: a bad loss (or norm), or a non-finite end."""
-    loss = metrics["loss"]
-    ok = np.isfinite(loss)
-    if "grad_norm" in metrics:
-        ok &= np.isfinite(metrics["grad_norm"])
-    if config.max_loss is not None:
-        ok &= ~(loss > config.max_loss)
-    bad = ~ok.all(axis=1)
-    return bad if config.guard == "loss" else bad | ~finite
-
-
-def _result_of(runs, state, metrics, stops, config, compile_time, run_time) -> SweepResult:
-    window = config.plan.steps_per_epoch
-    verdicts = [_result.verdict(metrics["loss"][i], s, window) for i, s in enumerate(stops)]
-    history = None
-    if config.record_params:
-        history = jax.tree.map(
-            lambda h, p: np.concatenate([h, np.asarray(p)[:, None]], axis=1),
-            metrics["params"],
-            state.params,
-        )
-    return SweepResult(
-        learning_rate=[lr for lr, _ in runs],
-        seed=[s for _, s in runs],
-        params=state.params,
-        opt_state=state.opt_state,
-        state=state,
-        losses=metrics["loss"],
-        grad_norms=metrics.get("grad_norm"),
-        diverged=np.array([v[0] for v in verdicts]),
-        diverged_at=np.array([-1 if v[1] is None else v[1] for v in verdicts]),
-        divergence=[v[2] for v in verdicts],
-        params_history=history,
-        steps=config.plan.steps,
-        compile_time=compile_time,
-        run_time=run_time,
-    )
 
 
 def _fit_arguments(loss, params, data, optimizer, learning_rate, key, options) -> dict:

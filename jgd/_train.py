@@ -13,6 +13,7 @@ import optax
 from flax import nnx
 
 from jgd import _fit, data, models
+from jgd._driver import Progress
 
 
 def find_mnist(data_dir: str | None, download: bool) -> pathlib.Path:
@@ -61,7 +62,7 @@ def train_mnist(
     out = pathlib.Path(out)
     history: list[tuple[int, float, float]] = []
 
-    def report(p: _fit.Progress) -> None:
+    def report(p: Progress) -> None:
         mean = float(np.nanmean(p.losses))  # the epoch's batch losses
         acc = models.accuracy(apply, p.state.params, test.X, test.y)
         history.append((p.epoch, mean, acc))
