@@ -80,12 +80,53 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
             )
             shown = ", ".join(f"{c} {v:,.0f}/s" for c, v in rates.items() if v)
             print(f"  {name} B={batch:>5}: {shown}", flush=True)
-    table = _table(rows, gflops, rounds)
+    parity = _parity(plan, optimizers, 1 if tiny else 11, hidden)
+    table = _table(rows, gflops, rounds) + "\n\n" + _parity_table(parity)
     print(table)
-    results = {"quick": quick, "matmul_gflops": gflops, "rounds": rounds, "rows": rows}
+    results = {
+        "quick": quick,
+        "matmul_gflops": gflops,
+        "rounds": rounds,
+        "rows": rows,
+        "parity": parity,
+    }
     files = hn.write(out, "train", results, table, [_figure(rows)])
     print("written:", ", ".join(str(f) for f in files))
     return results
+
+
+def _parity(plan: dict, optimizers: list, rounds: int, hidden: int) -> list[dict]:
+    """``jgd.fit`` against the hand-written optax scan alone, over more rounds: single cells of
+    the main table swing by 20% at batch size 1 on a shared machine."""
+    cells = []
+    for name in optimizers:
+        for batch in [b for b in plan if b in (1, 64)]:
+            contenders = ["jgd.fit", "optax lax.scan"]
+            rates = measure(batch, plan[batch], name, rounds, hidden, contenders)
+            cells.append({"optimizer": name, "batch": batch, "rounds": rounds, **rates})
+            print(f"  parity {name} B={batch}: {rates}", flush=True)
+    return cells
+
+
+def _parity_table(cells: list[dict]) -> str:
+    rounds = cells[0]["rounds"] if cells else 0
+    return (
+        f"jgd.fit against the hand-written optax lax.scan alone, median of {rounds} interleaved "
+        "rounds:\n\n"
+        + hn.markdown(
+            ["optimizer", "B", "jgd.fit", "optax lax.scan", "fit / optax lax.scan"],
+            [
+                [
+                    c["optimizer"],
+                    c["batch"],
+                    f"{c['jgd.fit']:,.0f}",
+                    f"{c['optax lax.scan']:,.0f}",
+                    _ratio(c, "jgd.fit", "optax lax.scan"),
+                ]
+                for c in cells
+            ],
+        )
+    )
 
 
 def _ratio(row: dict, a: str, b: str) -> str:
