@@ -102,12 +102,13 @@ def run(
     bad = first_bad(metrics, max_loss)
     if bad is None and (guard == "loss" or bool(end_finite)):
         return state, metrics, None
-    if guard == "full":
-        found = first_bad(_host(check(count if bad is None else bad[0] + 1)[1], count), max_loss)
+    if guard == "full":  # up to the first bad loss, or the whole block for a non-finite end
+        checked_state, checked, _ = check(count if bad is None else bad[0] + 1)
+        checked = _host(checked, count)
+        found = first_bad(checked, max_loss)
+        if found is None and bad is None:  # the checked replay saw a finite block: its result
+            return checked_state, {k: checked[k] for k in metrics}, None  # in the fast layout
         bad = found if found is not None else bad
-    if bad is None:  # the checked replay saw a finite block: it is the block's result
-        state, metrics, _ = check(count)
-        return state, _host(metrics, count), None
     t, reason = bad
     state, _, _ = fast(t)
     return state, _after_stop(metrics, t), (t, reason)

@@ -234,3 +234,54 @@ def test_a_clean_run_compiles_no_replay():
     )
     assert jgd.compile_count() - before == 2  # the new plan's rows and the run: no replay
     assert np.isfinite(again.losses).all()  # it ran to the end
+
+
+# --- the guard's decisions, with stand-ins for the compiled programs ------------------------
+
+
+def _stand_ins(losses, end_finite, checked):
+    """``fast``/``check`` stand-ins recording the step counts they were asked for."""
+    calls = []
+
+    def fast(n):
+        calls.append(("fast", n))
+        return f"state after {n}", {"loss": np.array(losses, np.float32)}, end_finite
+
+    def check(n):
+        calls.append(("check", n))
+        return f"checked state after {n}", {k: np.array(v) for k, v in checked.items()}, None
+
+    return fast, check, calls
+
+
+def test_guard_decisions():
+    from jgd import _guard
+
+    clean = {"loss": [1.0] * 6, "grad_norm": [1.0] * 6, "state_finite": [True] * 6}
+    # nothing wrong: one unchecked run, nothing else
+    fast, check, calls = _stand_ins([1.0] * 6, True, clean)
+    assert _guard.run(fast, check, 6)[2] is None and calls == [("fast", 6)]
+    # a NaN loss at 4, a NaN gradient under a finite loss at 2: replay to 4, stop at 2
+    nan_grad = {**clean, "grad_norm": [1.0, 1.0, np.nan, np.nan, np.nan, np.nan]}
+    fast, check, calls = _stand_ins([1, 1, 1, 1, np.nan, np.nan], False, nan_grad)
+    state, metrics, stop = _guard.run(fast, check, 6)
+    assert stop == (2, "non-finite") and state == "state after 2"
+    assert calls == [("fast", 6), ("check", 5), ("fast", 2)]
+    assert np.isfinite(metrics["loss"][:3]).all() and np.isnan(metrics["loss"][3:]).all()
+    # the end state alone is not finite: the whole block is checked; an update at 5 blew up
+    bad_update = {**clean, "state_finite": [True] * 5 + [False]}
+    fast, check, calls = _stand_ins([1.0] * 6, False, bad_update)
+    assert _guard.run(fast, check, 6)[2] == (5, "non-finite")
+    assert calls == [("fast", 6), ("check", 6), ("fast", 5)]
+    # the checked replay sees nothing wrong: its state is the block's, in the fast layout
+    fast, check, calls = _stand_ins([1.0] * 6, False, clean)
+    state, metrics, stop = _guard.run(fast, check, 6)
+    assert stop is None and state == "checked state after 6" and set(metrics) == {"loss"}
+    # guard="loss": no checked replay; a finite loss with a non-finite end is not a stop
+    fast, check, calls = _stand_ins([1.0] * 6, False, clean)
+    assert _guard.run(fast, check, 6, guard="loss")[2] is None and calls == [("fast", 6)]
+    # max_loss counts from the losses; "max_loss" is the reason
+    fast, check, calls = _stand_ins(
+        [1, 2, 50, 1, 1, 1], True, {**clean, "loss": [1, 2, 50] + [1] * 3}
+    )
+    assert _guard.run(fast, check, 6, max_loss=10.0)[2] == (2, "max_loss")
