@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import _errors
-from jgd._state import as_key
+from jgd._keys import as_key
 
 
 class Plan(NamedTuple):
@@ -37,6 +37,13 @@ def num_examples(data: Any) -> int:
         raise ValueError("data has no arrays; expected a pytree of arrays such as (X, y).")
     sizes = []
     for path, leaf in leaves:
+        dtype = getattr(leaf, "dtype", None)
+        dtype = np.asarray(leaf).dtype if dtype is None else np.dtype(dtype)
+        if not any(jnp.issubdtype(dtype, kind) for kind in (jnp.bool_, jnp.integer, jnp.floating)):
+            raise ValueError(
+                f"data{path} has dtype {dtype}; expected numbers (bools, ints or floats). "
+                "Convert it first, e.g. np.asarray(x, np.float32)."
+            )
         shape = np.shape(leaf)
         if len(shape) == 0:
             raise ValueError(
@@ -108,7 +115,7 @@ def make_plan(m: int, batch_size: int | None, epochs: int, order: Any | None) ->
         return Plan("order", m, int(order.shape[1]), int(order.shape[0]), int(order.shape[0]))
     epochs = _errors.positive_int("epochs", epochs)
     if batch_size is None:
-        return Plan("full", m, m, epochs, 1)
+        return _bounded(Plan("full", m, m, epochs, 1), epochs)
     batch_size = _errors.positive_int("batch_size", batch_size)
     if batch_size > m:
         raise ValueError(
@@ -116,7 +123,19 @@ def make_plan(m: int, batch_size: int | None, epochs: int, order: Any | None) ->
             f"batch_size<={m}, or batch_size=None for full-batch descent."
         )
     per_epoch = m // batch_size
-    return Plan("shuffle", m, batch_size, per_epoch * epochs, per_epoch)
+    return _bounded(Plan("shuffle", m, batch_size, per_epoch * epochs, per_epoch), epochs)
+
+
+MAX_STEPS = 2**31 - 1  # steps are counted in int32 on the device
+
+
+def _bounded(plan: Plan, epochs: int) -> Plan:
+    if plan.steps > MAX_STEPS:
+        raise ValueError(
+            f"epochs={epochs} makes {plan.steps:,} steps; a run has at most {MAX_STEPS:,} "
+            "(the step counter is int32)."
+        )
+    return plan
 
 
 def check_order(order: Any, m: int) -> np.ndarray:

@@ -10,7 +10,7 @@ warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import json
 import os
 import pathlib
@@ -23,14 +23,24 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jgd import _io
+from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
 
-_FORMAT = 2  # the payload's layout; another layout is another run
+_FORMAT = 3  # the payload's layout and the description's; another format is another run
+_MARKER = "jgd-run.json"  # marks a folder as one jgd run's, with its description
+_LOCK = ".jgd.lock"
+_FINGERPRINTED = {"optimizer", "start", "loss", "data", "order"}  # compared by fingerprint
 _REASONS = ("", "non-finite", "max_loss")
 
 
 class Checkpoints:
-    """Saves and restores one run's checkpoints in ``directory``."""
+    """Saves and restores one run's checkpoints in ``directory``, which it owns while open.
+
+    The folder is locked (a second process is refused at once; the lock goes with the process)
+    and marked ``jgd-run.json`` with the run's description: a folder holding anything else, or
+    another run, is refused before any step is read, and nothing in it is moved.
+    """
 
     def __init__(self, directory: str | os.PathLike, description: dict[str, Any], keep: int = 2):
         directory = os.path.abspath(os.fspath(directory))
@@ -44,9 +54,46 @@ class Checkpoints:
             raise ValueError(f"checkpoint_dir={directory!r} is not writable.")
         self.directory = directory
         self.description = json.loads(json.dumps(description, default=str))
-        self._manager = ocp.CheckpointManager(
-            directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        )
+        self._refuse_foreign()  # before the lock: nothing is added to a folder that is not ours
+        self._lock = _lock(directory)
+        try:
+            self._refuse_foreign()  # again under the lock: another process may have claimed it
+            self._claim()
+            self._manager = ocp.CheckpointManager(
+                directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+            )
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _refuse_foreign(self) -> None:
+        """Raises when the folder holds files but no jgd run (its marker)."""
+        folder = pathlib.Path(self.directory)
+        if (folder / _MARKER).exists():
+            return
+        foreign = sorted(p.name for p in folder.iterdir() if p.name != _LOCK)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ValueError(
+                f"checkpoint_dir={self.directory!r} is not empty and holds no jgd run "
+                f"({shown}); jgd writes checkpoints only into an empty folder or one of its own "
+                "runs. Use a new checkpoint_dir."
+            )
+
+    def _claim(self) -> None:
+        """Checks the marker against this run, or marks the (empty) folder as this run's."""
+        marker = pathlib.Path(self.directory) / _MARKER
+        if not marker.exists():
+            _io.write_text(marker, json.dumps(self.description, indent=1))
+            return
+        try:
+            saved = json.loads(marker.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                f"checkpoint_dir={self.directory!r}: its {_MARKER} cannot be read ({e}); "
+                "use a new checkpoint_dir."
+            ) from None
+        self._check_same_run(saved)
 
     def save(self, step: int, payload: Any) -> None:
         """Writes ``payload`` (a pytree of arrays) as the checkpoint of ``step``; waits for it."""
@@ -108,7 +155,10 @@ class Checkpoints:
         )
         if differ:
             details = "; ".join(
-                f"{k}: saved {saved.get(k)!r}, now {self.description.get(k)!r}" for k in differ
+                f"{k}: the values differ"
+                if k in _FINGERPRINTED
+                else f"{k}: saved {saved.get(k)!r}, now {self.description.get(k)!r}"
+                for k in differ
             )
             raise ValueError(
                 f"checkpoint_dir={self.directory!r} holds a run with other arguments ({details}). "
@@ -117,6 +167,21 @@ class Checkpoints:
 
     def close(self) -> None:
         self._manager.close()
+        self._lock.close()
+
+
+def _lock(directory: str) -> Any:
+    """An exclusive lock on ``directory`` for this process (released when it closes or dies)."""
+    handle = open(os.path.join(directory, _LOCK), "a+")  # noqa: SIM115 (held until close)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(
+            f"checkpoint_dir={directory!r} is in use by another process (a jgd run writing its "
+            "checkpoints there); wait for it to finish, or use another folder."
+        ) from None
+    return handle
 
 
 class RunCheckpoints:
@@ -151,23 +216,29 @@ class RunCheckpoints:
 
 
 def describe(config: Any) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed by this call."""
+    """What must match for a checkpoint to be resumed by this call: everything that changes the
+    result, the data and the loss by fingerprint (``_fingerprint``)."""
     hyperparams = jax.tree_util.tree_map(float, config.optimizer.hyperparams)
     leaves = jax.tree_util.tree_leaves(config.state.params)
+    step = config.step
     return {
         "format": _FORMAT,
         "plan": list(config.plan),
-        "optimizer": config.optimizer.description,
+        "optimizer": fingerprint(config.optimizer.static),
         "hparams": repr(hyperparams),
         "key": np.asarray(config.key).tolist(),
         "first_step": config.first_step,
-        "mode": config.step.mode,
+        "start": fingerprint(jax.device_get(config.state)),
+        "loss": fingerprint(step.loss),
+        "data": fingerprint(jax.device_get(config.data)),
+        "mode": step.mode,
+        "gradient options": dict(step.grad_options),
         "max_loss": config.max_loss,
         "guard": config.guard,
         "record_params": config.record_params,
         "grad_norm": config.grad_norm,
         "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
-        "order": None if config.order is None else hashlib.sha1(config.order.tobytes()).hexdigest(),
+        "order": None if config.order is None else fingerprint(config.order),
     }
 
 

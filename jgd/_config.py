@@ -15,7 +15,8 @@ import numpy as np
 
 from jgd import _batching, _errors, _guard, _optim, _parallel
 from jgd._engine import Program
-from jgd._state import TrainState, as_key
+from jgd._keys import as_key
+from jgd._state import TrainState
 from jgd._step import Step, make_step
 
 
@@ -35,6 +36,8 @@ class RunConfig:
       guard: ``"full"`` or ``"loss"``; max_loss: a float or None.
       record_params, grad_norm: what is recorded besides the loss.
       mesh: a ``jax.sharding.Mesh`` or None.
+      eval_rows: the examples the loss at a run's start and end is evaluated on (all of them,
+        or a fixed sample of ``EVAL_EXAMPLES``), on the device.
     """
 
     step: Step
@@ -50,6 +53,7 @@ class RunConfig:
     record_params: bool
     grad_norm: bool
     mesh: Any
+    eval_rows: Any
 
     def program(self, chunk: int) -> Program:
         """The run's compiled-program description for chunks of ``chunk`` steps."""
@@ -100,6 +104,9 @@ def configure(
     spec = _optim.resolve(optimizer, learning_rate)
     given = params if isinstance(params, TrainState) else None
     _errors.float_params("params", given.params if given else params)
+    _errors.finite_params("params", given.params if given else params)
+    leaves = jax.tree_util.tree_leaves(given.params if given else params)
+    _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
     m = _batching.num_examples(data)
     _batching.check_finite(data)
     plan = _batching.make_plan(m, batch_size, epochs, order)
@@ -128,7 +135,19 @@ def configure(
         record_params=record_params,
         grad_norm=grad_norm,
         mesh=mesh,
+        eval_rows=jax.device_put(eval_rows(m)),
     )
+
+
+EVAL_EXAMPLES = 4096
+
+
+def eval_rows(m: int) -> np.ndarray:
+    """All ``m`` examples, or a fixed sample of ``EVAL_EXAMPLES`` of them (the same every run)."""
+    if m <= EVAL_EXAMPLES:
+        return np.arange(m, dtype=np.int32)
+    rows = np.random.default_rng(0).choice(m, EVAL_EXAMPLES, replace=False)
+    return np.sort(rows).astype(np.int32)
 
 
 def _bool(name: str, value: Any) -> None:

@@ -97,6 +97,14 @@ class Driver:
         self.compile_time += seconds
         return out
 
+    def _evaluate(self, params) -> float:
+        config = self.config
+        out, seconds = _compile.call(
+            _engine.evaluate, config.step.loss, config.data, config.eval_rows, params
+        )
+        self.compile_time += seconds
+        return float(out)
+
     def _rows(self):
         config, plan = self.config, self.config.plan
         if plan.kind == "full":
@@ -151,8 +159,9 @@ class Driver:
     def _result(self, state, stop, outputs, run_time) -> FitResult:
         config, steps = self.config, self.config.plan.steps
         out = _fill(jax.tree.map(lambda *xs: np.concatenate(xs), *outputs), steps, state)
+        initial, final = (self._evaluate(p) for p in (config.state.params, state.params))
         diverged, at, why = _result.verdict(
-            out["loss"], stop, config.plan.steps_per_epoch, config.first_step
+            out["loss"], stop, config.plan.steps_per_epoch, initial, final, config.first_step
         )
         return FitResult(
             params=state.params,
@@ -168,6 +177,8 @@ class Driver:
             ),
             steps=steps,
             first_step=config.first_step,
+            initial_loss=initial,
+            final_loss=final,
             compile_time=self.compile_time,
             run_time=run_time,
         )

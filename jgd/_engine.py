@@ -99,7 +99,15 @@ def run_chunk(static: tuple[Program, bool], data, state, rows, offset, count):
     return state, metrics, _guard.all_finite(state)
 
 
-def run_many(static: tuple[Program, Any, Any, bool], params, hyperparams, keys, data, order):
+def evaluate(static: Callable, data, rows, params):
+    """The loss ``static`` at ``params`` on the examples ``rows`` of ``data``: what a run's
+    divergence verdict compares at its start and end."""
+    return static(params, _batching.gather(data, rows))
+
+
+def run_many(
+    static: tuple[Program, Any, Any, bool], params, hyperparams, keys, data, order, eval_rows
+):
     """Many fresh runs of one factory optimizer under ``jax.vmap``: one compiled program.
 
     Args:
@@ -109,10 +117,12 @@ def run_many(static: tuple[Program, Any, Any, bool], params, hyperparams, keys, 
       hyperparams, keys: the numbers and the key of each run, stacked.
       data: the device-resident data.
       order: the explicit rows ``(steps, batch_size)``, or None.
+      eval_rows: the examples the loss at the start and the end is evaluated on.
 
     Returns:
-      ``(starts, rows, (states, metrics, end_finite))``: every run's first state, the rows (one
-      plan for all, or one per run), and the runs.
+      ``(starts, rows, (states, metrics, end_finite), (initial, final))``: every run's first
+      state, the rows (one plan for all, or one per run), the runs, and the loss on the
+      ``eval_rows`` at the shared start and at each run's end.
     """
     program, factory, plan, per_run_rows = static
 
@@ -132,7 +142,9 @@ def run_many(static: tuple[Program, Any, Any, bool], params, hyperparams, keys, 
         return run_chunk((program, False), data, state, run_rows, 0, count)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
-    return starts, rows, runs
+    initial = evaluate(program.step.loss, data, eval_rows, params)
+    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(runs[0].params)
+    return starts, rows, runs, (initial, final)
 
 
 def shuffled_rows(static: tuple[_batching.Plan, int, bool], key, first_step):

@@ -78,6 +78,17 @@ def float_params(name: str, params: Any) -> None:
             )
 
 
+def finite_params(name: str, params: Any) -> None:
+    """Raises unless every float in ``params`` is finite (one boolean per leaf comes back)."""
+    for path, leaf in leaf_paths(params):
+        if not bool(jnp.all(jnp.isfinite(jnp.asarray(leaf)))):
+            where = "" if path == "<root>" else path
+            raise ValueError(
+                f"{name}{where} has a non-finite value (NaN or Inf); a run must start from finite "
+                "params."
+            )
+
+
 def not_half(name: str, params: Any, mode: str) -> None:
     """Raises for 16-bit float leaves: finite differences there keep no significant digits."""
     for path, leaf in leaf_paths(params):

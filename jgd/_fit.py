@@ -126,6 +126,15 @@ def fit(
         mesh=mesh,
     )
     _errors.one_of("on_divergence", on_divergence, ("stop", "raise"))
+    if not isinstance(progress, bool):
+        raise TypeError(
+            f"progress={_errors.describe(progress)} is not valid; expected True or False."
+        )
+    if checkpoint_dir is not None and not str(checkpoint_dir).strip():
+        raise ValueError(
+            f"checkpoint_dir={checkpoint_dir!r} is empty; give a folder, e.g. "
+            "checkpoint_dir='ckpt'."
+        )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback={_errors.describe(callback)} is not callable.")
     every = _report_every(report_every, config.plan.steps_per_epoch)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import _errors
+from jgd._keys import as_key
 
 MODES = ("reverse", "forward", "forward_gradient", "fd_forward", "fd_central")
 _TANGENT_BYTES = 64 * 2**20  # default chunk: about 64 MiB of tangents or perturbations per leaf
@@ -86,6 +87,8 @@ def value_and_grad(
                 "mode='forward_gradient' draws random tangents and needs key=, e.g. "
                 "key=jax.random.key(0); got key=None."
             )
+        if key is not None and not isinstance(key, jax.core.Tracer):
+            key = as_key(key)  # an int seed, as fit takes one
         _errors.float_params("params", params)
         if mode in ("fd_forward", "fd_central"):
             _errors.not_half("params", params, mode)
@@ -328,10 +331,14 @@ def check_grads(
       >>> report["forward"].relative_error < 1e-6
       True
     """
+    if isinstance(modes, str):
+        raise ValueError(
+            f"modes={modes!r} is one string; check_grads takes a tuple of modes, e.g. "
+            f"modes=({modes!r},)."
+        )
     for mode in modes:
         _errors.one_of("modes[...]", mode, MODES)
-    if key is None:
-        key = jax.random.key(0)
+    key = as_key(0 if key is None else key)
     repeats = _errors.positive_int("repeats", repeats)
     reference = jax.jit(grad(loss, "reverse"))(params, batch)
     ref = _flat64(reference)

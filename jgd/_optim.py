@@ -166,6 +166,23 @@ def check_learning_rate(value: Any) -> None:
         )
 
 
+def check_representable(hyperparams: dict[str, Any], dtype: Any) -> None:
+    """Raises for a number that overflows ``dtype`` (1e39 in float32 would become inf)."""
+    largest = float(jnp.finfo(dtype).max)
+    flat, _ = jax.tree_util.tree_flatten_with_path(hyperparams)
+    for path, value in flat:
+        if isinstance(value, jax.core.Tracer) or (
+            not is_number(value) and not isinstance(value, int | float)
+        ):
+            continue
+        if abs(float(value)) > largest:
+            name = jax.tree_util.keystr(path, simple=True, separator=".")
+            raise ValueError(
+                f"{name}={float(value):.3g} overflows {jnp.dtype(dtype).name} (largest "
+                f"{largest:.3g}), the params' dtype the optimizer computes in."
+            )
+
+
 def as_arrays(hyperparams: dict[str, Any], dtype: Any) -> dict[str, Any]:
     """Numbers as arrays of the params' float dtype (one shape and dtype: one program)."""
     return jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), hyperparams)

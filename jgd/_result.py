@@ -39,6 +39,8 @@ class FitResult:
         ones, with a leading axis of ``steps + 1``; otherwise None.
       steps: the number of steps in the plan.
       first_step: the global step of ``losses[0]`` (0, unless the run continued a state).
+      initial_loss, final_loss: the loss on the data (all of it, or a fixed sample of 4,096
+        examples) at the first and the final params: what ``"rose"`` is judged on.
       compile_time: seconds spent compiling (0.0 when every program was reused).
       run_time: seconds spent running, compile time excluded.
     """
@@ -54,6 +56,8 @@ class FitResult:
     params_history: Any
     steps: int
     first_step: int
+    initial_loss: float
+    final_loss: float
     compile_time: float
     run_time: float
 
@@ -76,6 +80,7 @@ class SweepResult:
       divergence: the reason per run (see ``FitResult``), a list.
       params_history: with ``record_params=True``, shape (R, steps + 1, ...).
       steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
+      initial_loss, final_loss: arrays (R,), as in ``FitResult``.
     """
 
     learning_rate: list
@@ -90,6 +95,8 @@ class SweepResult:
     divergence: list
     params_history: Any
     steps: int
+    initial_loss: np.ndarray
+    final_loss: np.ndarray
     compile_time: float
     run_time: float
 
@@ -113,34 +120,56 @@ class SweepResult:
             params_history=pick(self.params_history),
             steps=self.steps,
             first_step=0,
+            initial_loss=float(self.initial_loss[i]),
+            final_loss=float(self.final_loss[i]),
             compile_time=self.compile_time,
             run_time=self.run_time,
         )
 
 
 def verdict(
-    losses: np.ndarray, stop: Stop | None, window: int, first_step: int = 0
+    losses: np.ndarray,
+    stop: Stop | None,
+    window: int,
+    initial_loss: float,
+    final_loss: float,
+    first_step: int = 0,
 ) -> tuple[bool, int | None, str | None]:
-    """(diverged, diverged_at, divergence) from the guard's stop and the loss curve.
+    """(diverged, diverged_at, divergence) from the guard's stop and the loss on the data.
 
-    Besides a blow-up, a run diverged when it ended above where it started: the mean batch loss
-    of its last ``window`` steps (one epoch) exceeds that of its first ``window`` steps. It is then
-    dated at the first step from which the loss never returned below the starting level.
+    Besides a blow-up, a run diverged ("rose") when its loss on the data (all of it, or a fixed
+    sample: ``RunConfig.eval_rows``) ended above twice where it started (above 0 for a negative
+    start): judged on the loss of the same examples at the first and the last params, so the
+    noise of batch losses cannot fool it, and a run settling into its noise floor a little above
+    a good start is not called diverged. It is dated at the first step from which the batch
+    loss, smoothed over ``window`` steps (an epoch), stayed above the starting loss: a step of
+    the run.
     """
     if stop is not None:
         return True, stop.step, stop.reason
-    window = max(1, min(window, len(losses) // 2 or 1))
-    start, end = np.nanmean(losses[:window]), np.nanmean(losses[-window:])
-    if len(losses) > window and end > start:
-        below = np.nonzero(~(losses > start))[0]
-        return True, first_step + int(below[-1] + 1 if below.size else 0), "rose"
-    return False, None, None
+    if not np.isfinite(initial_loss) or final_loss <= initial_loss + abs(initial_loss):
+        return False, None, None
+    return True, first_step + _rose_at(losses, initial_loss, window), "rose"
 
 
-def sweep_result(runs, state, metrics, stops, config, compile_time, run_time) -> SweepResult:
+def _rose_at(losses: np.ndarray, level: float, window: int) -> int:
+    w = max(1, min(window, len(losses) // 4 or 1))
+    smooth = np.convolve(np.nan_to_num(losses, nan=np.inf), np.ones(w) / w, mode="valid")
+    below = np.nonzero(~(smooth > level))[0]  # smooth[i] ends at step i + w - 1
+    start = int(below[-1]) + 1 if below.size else 0
+    return min(start + w - 1, len(losses) - 1)
+
+
+def sweep_result(
+    runs, state, metrics, stops, losses, config, compile_time, run_time
+) -> SweepResult:
     """The ``SweepResult`` of runs ``(learning rate, seed)``: final states and metrics stacked."""
     window = config.plan.steps_per_epoch
-    verdicts = [verdict(metrics["loss"][i], s, window) for i, s in enumerate(stops)]
+    initial, final = losses
+    verdicts = [
+        verdict(metrics["loss"][i], s, window, float(initial[i]), float(final[i]))
+        for i, s in enumerate(stops)
+    ]
     history = None
     if config.record_params:
         history = jax.tree.map(
@@ -161,6 +190,8 @@ def sweep_result(runs, state, metrics, stops, config, compile_time, run_time) ->
         divergence=[v[2] for v in verdicts],
         params_history=history,
         steps=config.plan.steps,
+        initial_loss=np.asarray(initial),
+        final_loss=np.asarray(final),
         compile_time=compile_time,
         run_time=run_time,
     )

@@ -6,9 +6,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jgd import _errors, _optim
+from jgd import _optim
+from jgd._keys import as_key
 
 
 class TrainState(NamedTuple):
@@ -53,35 +53,3 @@ class TrainState(NamedTuple):
         """
         transformation = _optim.resolve(optimizer, learning_rate).transformation()
         return cls(params, transformation.init(params), jnp.zeros((), jnp.int32), as_key(key))
-
-
-def as_key(key: Any) -> jax.Array:
-    """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return jax.random.PRNGKey(check_seed(key, "key"))
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    arr = jnp.asarray(key) if isinstance(key, jax.Array | np.ndarray) else None
-    if arr is None or arr.dtype != jnp.uint32:
-        raise ValueError(
-            f"key={_errors.describe(key)} is not valid; expected an int seed or a JAX PRNG key "
-            "such as jax.random.key(0)."
-        )
-    return arr
-
-
-def seed_keys(seeds: list[int]) -> jax.Array:
-    """``as_key`` of many int seeds at once: shape (len(seeds), 2)."""
-    seeds = np.asarray([check_seed(s, "seeds") for s in seeds], np.int32)
-    return jax.vmap(jax.random.PRNGKey)(seeds)
-
-
-def check_seed(seed: Any, name: str) -> int:
-    """``seed`` as an int, checked: without 64-bit JAX a seed keeps 32 bits, so larger seeds
-    would silently share keys (``PRNGKey(2**40)`` is ``PRNGKey(0)``)."""
-    if not -(2**31) <= int(seed) < 2**31:
-        raise ValueError(
-            f"{name}={_errors.describe(seed)} is not valid; an int seed must lie in "
-            "[-2**31, 2**31) (JAX keeps 32 bits of a seed: larger ones would share keys)."
-        )
-    return int(seed)

@@ -21,9 +21,9 @@ import optax
 
 from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
 from jgd._fit import fit
+from jgd._keys import seed_keys
 from jgd._result import SweepResult
 from jgd._schedules import InverseTimeDecay
-from jgd._state import seed_keys
 
 _DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
 
@@ -83,8 +83,10 @@ def sweep(
     config = _config.configure(
         **_fit_arguments(loss, params, data, optimizer, rates[0], first_key, fit_options)
     )
+    dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
     for lr, _ in runs:
         _optim.check_learning_rate(lr)
+        _optim.check_representable({"learning_rate": lr}, dtype)
     return _Sweep(config, runs, seeds is not None, mesh).run()
 
 
@@ -103,13 +105,22 @@ class _Sweep:
         config = self.config
         static = (self.program, config.optimizer.static, config.plan, self.per_run_rows)
         order = None if config.order is None else jnp.asarray(config.order)
-        (states, rows, (ends, metrics, finite)), seconds = _compile.call(
-            _engine.run_many, static, params, hyperparams, keys, config.data, order
+        (states, rows, (ends, metrics, finite), (initial, final)), seconds = _compile.call(
+            _engine.run_many,
+            static,
+            params,
+            hyperparams,
+            keys,
+            config.data,
+            order,
+            config.eval_rows,
         )
         self.compile_time += seconds
         n = len(self.runs)
         if len(finite) > n:  # a mesh padded the runs
-            ends, finite = jax.tree.map(lambda x: x[:n], (ends, finite))
+            ends, finite, final = jax.tree.map(lambda x: x[:n], (ends, finite, final))
+        initial = np.full(n, float(initial))
+        final = np.array(final)
         metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
         stops = [None] * n
         for i in np.flatnonzero(
@@ -118,10 +129,11 @@ class _Sweep:
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
             state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
+            final[i] = self._evaluate(state.params)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
         run_time = time.perf_counter() - started - self.compile_time
         return _result.sweep_result(
-            self.runs, ends, metrics, stops, config, self.compile_time, run_time
+            self.runs, ends, metrics, stops, (initial, final), config, self.compile_time, run_time
         )
 
     def _arguments(self):
@@ -160,6 +172,16 @@ class _Sweep:
             fast, check, config.plan.steps, guard=config.guard, max_loss=config.max_loss
         )
         return state, out, None if stop is None else _guard.Stop(*stop)
+
+    def _evaluate(self, params) -> float:
+        config = self.config
+        if self.mesh is not None:
+            params = _parallel.put_replicated(params, self.mesh)
+        out, seconds = _compile.call(
+            _engine.evaluate, config.step.loss, config.data, config.eval_rows, params
+        )
+        self.compile_time += seconds
+        return float(out)
 
     def _call(self, checked, state, rows, count):
         if self.mesh is not None:

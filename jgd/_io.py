@@ -1,0 +1,45 @@
+"""Files written whole or not at all: a temporary file in the same folder, then a rename.
+
+A kill, a full disk or an exception halfway leaves the previous file as it was (``os.replace`` is
+atomic within a file system) and no half-written one behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+from collections.abc import Iterator
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """A file object to write ``path`` through; the file appears only when the block succeeds.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> from jgd import _io
+      >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+      >>> with _io.atomic(target, "w") as f:
+      ...     _ = f.write("whole")
+      >>> target.read_text()
+      'whole'
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """``path.write_text(text)``, atomically."""
+    with atomic(path, "w") as f:
+        f.write(text)
