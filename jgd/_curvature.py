@@ -45,7 +45,7 @@ class StabilityBound(NamedTuple):
     """The result of ``max_stable_learning_rate``."""
 
     learning_rate: jax.Array  # 2 / eigenvalue (inf when the top eigenvalue is <= 0)
-    eigenvalue: jax.Array  # the Hessian's eigenvalue of largest magnitude
+    eigenvalue: jax.Array  # the Hessian's top (largest) eigenvalue
     iterations: jax.Array  # power-iteration steps taken
 
 
@@ -61,7 +61,9 @@ def max_stable_learning_rate(
     """The top Hessian eigenvalue λ by power iteration, and the plain-GD bound ``2 / λ``.
 
     Power iteration on ``hvp`` finds the eigenvalue of largest magnitude; at (or near) a minimum
-    the Hessian is positive semi-definite and that is λ_max. Jittable.
+    the Hessian is positive semi-definite and that is λ_max. At a saddle it can be negative: a
+    second power iteration on ``H - λ I`` then finds λ_max. When λ_max <= 0 (a maximum) there is
+    no bound: ``learning_rate`` is inf. Jittable.
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
@@ -90,6 +92,28 @@ def max_stable_learning_rate(
     def matvec(v):
         return ravel_pytree(hvp(loss, params, batch, unravel(v)))[0]
 
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+    dominant, iters = _power_iteration(matvec, v0, max_iterations, tolerance)
+    # At a saddle the eigenvalue of largest magnitude can be negative; the top one is then the
+    # dominant eigenvalue of H - dominant * I, shifted back.
+    top, more = jax.lax.cond(
+        dominant < 0,
+        lambda: _shifted(matvec, v0, dominant, max_iterations, tolerance),
+        lambda: (dominant, jnp.zeros((), jnp.int32)),
+    )
+    lr = jnp.where(top > 0, 2.0 / jnp.where(top > 0, top, 1), jnp.inf)
+    return StabilityBound(lr, top, iters + more)
+
+
+def _shifted(matvec, v0, shift, max_iterations, tolerance):
+    mu, iters = _power_iteration(lambda v: matvec(v) - shift * v, v0, max_iterations, tolerance)
+    return mu + shift, iters
+
+
+def _power_iteration(matvec, v0, max_iterations, tolerance):
+    """The eigenvalue of largest magnitude of a symmetric ``matvec``, and the steps taken."""
+
     def body(carry):
         v, lam, _, i = carry
         w = matvec(v)
@@ -103,9 +127,6 @@ def max_stable_learning_rate(
         change = jnp.abs(lam - old) > tolerance * jnp.maximum(jnp.abs(lam), 1e-30)
         return (i < max_iterations) & ((i < 2) | change)
 
-    v0 = jax.random.normal(key, flat.shape, flat.dtype)
-    v0 = v0 / jnp.linalg.norm(v0)
-    zero = jnp.zeros((), flat.dtype)
-    _, lam, _, iters = jax.lax.while_loop(cond, body, (v0, zero, zero, 0))
-    lr = jnp.where(lam > 0, 2.0 / jnp.where(lam > 0, lam, 1), jnp.inf)
-    return StabilityBound(lr, lam, iters)
+    zero = jnp.zeros((), v0.dtype)
+    _, lam, _, iters = jax.lax.while_loop(cond, body, (v0, zero, zero, jnp.int32(0)))
+    return lam, iters

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _fit, data, models
+from jgd import _fit, _io, data, models
 from jgd._driver import Progress
 
 
@@ -90,11 +90,14 @@ def train_mnist(
         nnx.graphdef(models.MLP(train.X.shape[1], hidden, 10, rngs=nnx.Rngs(0))), result.params
     )
     path = out / "model.npz"
-    np.savez(path, **models.state_dict(model))
+    with _io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
+        np.savez(f, **models.state_dict(model))
     return {
         "epochs": history,
         "accuracy": accuracy,
         "seconds": time.perf_counter() - start,
         "model": path,
         "diverged": result.diverged,
+        "diverged_at": result.diverged_at,
+        "divergence": result.divergence,
     }

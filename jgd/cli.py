@@ -1,7 +1,8 @@
 """The ``jgd`` command: ``tour`` (the main job), ``train``, ``compare-torch``, ``bench``.
 
-Bad flags, missing files and unwritable folders get one line on stderr and exit code 2; Ctrl-C
-gets one line and exit code 130 (a training run keeps its checkpoints and resumes when run again).
+Bad flags (every number range-checked), missing, broken or unwritable files get one line on stderr
+and exit code 2; a diverged ``jgd train`` says so and exits 1; Ctrl-C gets one line and exit code
+130 (a training run keeps its checkpoints and resumes when run again).
 """
 
 from __future__ import annotations
@@ -24,28 +25,46 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _positive_int(text: str) -> int:
+INT32 = 2**31 - 1
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high], else one line saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not >= {low}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value} is not <= {high:,}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_in(1, INT32)
+_seed = _int_in(-(2**31), INT32)  # JAX keeps 32 bits of a seed
+
+
+def _number(text: str) -> float:
     try:
-        value = int(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
+    value = _number(text)
+    if not 0 < value <= 3.4e38:  # float32's largest: the params' dtype
+        raise argparse.ArgumentTypeError(f"{value} is not a number in (0, 3.4e38]")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
     return value
@@ -87,8 +106,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument("--lr", type=_positive_float, default=0.1)
     train.add_argument("--momentum", type=_fraction, default=0.0)
-    train.add_argument("--hidden", type=_positive_int, default=128)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--hidden", type=_int_in(1, 100_000), default=128)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--out", default="jgd-train", help="checkpoints and model.npz go here")
     train.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
     train.add_argument("--no-progress", action="store_true")
@@ -104,8 +123,8 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--lr", type=_positive_float, default=0.01)
     cmp.add_argument("--momentum", type=_fraction, default=0.0)
     cmp.add_argument("--nesterov", action="store_true")
-    cmp.add_argument("--hidden", type=_positive_int, default=128)
-    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--hidden", type=_int_in(1, 100_000), default=128)
+    cmp.add_argument("--seed", type=_seed, default=0)
     cmp.add_argument("--sample", type=_positive_int, default=10, help="steps shown side by side")
 
     bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
@@ -158,6 +177,20 @@ def _train(args: argparse.Namespace) -> int:
         f"test accuracy {summary['accuracy']:.4f} after {args.epochs} epochs "
         f"({summary['seconds']:.1f}s); model saved to {summary['model']}"
     )
+    if summary["diverged"]:
+        why = {
+            "rose": "the loss ended above twice its start",
+            "non-finite": "a non-finite loss, gradient or update",
+            "max_loss": "a loss above max_loss",
+        }[summary["divergence"]]
+        rose = summary["divergence"] == "rose"
+        held = "the weights it ended with" if rose else "the last finite weights"
+        print(
+            f"jgd train: the run diverged at step {summary['diverged_at']} ({why}); "
+            f"{summary['model']} holds {held}. Try a smaller --lr.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -199,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
         print(f"jgd: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that vanished: one line naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"jgd: could not write or read {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

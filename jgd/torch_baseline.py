@@ -27,16 +27,23 @@ def require_torch() -> Any:
     return torch
 
 
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "gelu_tanh")
+
+
 @functools.cache
 def _net_class() -> type:
     torch = require_torch()
     nn = torch.nn
 
     class Net(nn.Module):
-        """The seeds' model: Linear layers ``fc1``, ``fc2``, ... with ReLU between them."""
+        """The seeds' model: Linear layers ``fc1``, ``fc2``, ... with an activation between."""
 
         def __init__(
-            self, in_features: int = 784, hidden: int | Sequence[int] = 128, out_features: int = 10
+            self,
+            in_features: int = 784,
+            hidden: int | Sequence[int] = 128,
+            out_features: int = 10,
+            activation: str = "relu",
         ):
             super().__init__()
             widths = [hidden] if isinstance(hidden, int) else list(hidden)
@@ -44,7 +51,13 @@ def _net_class() -> type:
             self.depth = len(sizes) - 1
             for i in range(self.depth):
                 setattr(self, f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
-            self.relu = nn.ReLU()
+            self.relu = {  # the seeds' name for it
+                "relu": nn.ReLU,
+                "tanh": nn.Tanh,
+                "sigmoid": nn.Sigmoid,
+                "gelu": nn.GELU,
+                "gelu_tanh": functools.partial(nn.GELU, approximate="tanh"),
+            }[activation]()
 
         def forward(self, x):
             for i in range(1, self.depth):
@@ -54,9 +67,16 @@ def _net_class() -> type:
     return Net
 
 
-def Net(in_features: int = 784, hidden: int | Sequence[int] = 128, out_features: int = 10) -> Any:  # noqa: N802
+def Net(  # noqa: N802
+    in_features: int = 784,
+    hidden: int | Sequence[int] = 128,
+    out_features: int = 10,
+    activation: str = "relu",
+) -> Any:
     """The seeds' ``Net`` (784 -> 128 -> ReLU -> 10 by default) as a ``torch.nn.Module``."""
-    return _net_class()(in_features, hidden, out_features)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not valid; expected one of {ACTIVATIONS}.")
+    return _net_class()(in_features, hidden, out_features, activation)
 
 
 def train(

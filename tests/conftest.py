@@ -49,5 +49,23 @@ def mnist_dir():
     return SHARED_MNIST
 
 
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """A learnable MNIST-shaped set: the label decides which image band is bright."""
+    from tests.test_data import write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for stem, n in [("train", 640), ("t10k", 200)]:
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 * label + 4 : 2 * label + 6, :] = 255
+        write_idx(folder / f"{stem}-images-idx3-ubyte.gz", images, 0x803, compress=True)
+        write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels, 0x801, compress=True)
+    return folder
+
+
 def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")

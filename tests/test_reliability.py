@@ -361,7 +361,7 @@ def test_half_precision_finite_differences_are_refused(dtype):
 
 
 def test_ctrl_c_during_train_exits_130_and_resumes(tmp_path):
-    from tests.test_cli import write_idx
+    from tests.test_data import write_idx
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "mnist"

@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jgd import _io
+
 
 def timeit(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
     """Median and spread (min, max) of ``repeats`` blocked calls, after ``warmup`` calls."""
@@ -95,11 +97,12 @@ def write(
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "machine": machine(), **results}
     files = [folder / f"{name}.json", folder / f"{name}.md"]
-    files[0].write_text(json.dumps(payload, indent=2, default=_jsonable))
-    files[1].write_text(f"# jgd bench {name}\n\n{_header(payload['machine'])}\n\n{table}\n")
+    _io.write_text(files[0], json.dumps(payload, indent=2, default=_jsonable))
+    _io.write_text(files[1], f"# jgd bench {name}\n\n{_header(payload['machine'])}\n\n{table}\n")
     for i, fig in enumerate(figures):
         path = folder / f"{name}_{i + 1}.png"
-        fig.savefig(path, dpi=110)
+        with _io.atomic(path) as f:
+            fig.savefig(f, dpi=110, format="png")
         files.append(path)
     import matplotlib.pyplot as plt
 

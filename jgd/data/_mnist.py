@@ -15,6 +15,7 @@ import shutil
 import struct
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     path = pathlib.Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise MNISTError(
             f"{path} cannot be read as {'gzip' if path.suffix == '.gz' else 'IDX'}: {e}"
         ) from None

@@ -30,8 +30,17 @@ def torch_uniform(fan_in: int) -> Callable:
     return init
 
 
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # torch.nn.GELU()
+    "gelu_tanh": functools.partial(jax.nn.gelu, approximate=True),  # GELU(approximate="tanh")
+}
+
+
 class MLP(nnx.Module):
-    """A ReLU multilayer perceptron with PyTorch's default initialization.
+    """A multilayer perceptron (ReLU by default) with PyTorch's default initialization.
 
     The default is the seeds' ``Net``: 784 -> 128 -> ReLU -> 10. Layers are named ``fc1``,
     ``fc2``, ... like the seeds' PyTorch module, and hold ``kernel`` of shape (in, out), the
@@ -42,6 +51,8 @@ class MLP(nnx.Module):
       hidden: the hidden width, or a sequence of widths for several hidden layers (``()`` gives
         a linear model).
       out_features: the number of outputs (classes).
+      activation: between the layers: ``"relu"`` (the seeds'), ``"tanh"``, ``"sigmoid"``,
+        ``"gelu"`` (exact, PyTorch's default) or ``"gelu_tanh"``.
       rngs: ``flax.nnx.Rngs`` for the initialization.
 
     Examples:
@@ -61,8 +72,11 @@ class MLP(nnx.Module):
         hidden: int | Sequence[int] = 128,
         out_features: int = 10,
         *,
+        activation: str = "relu",
         rngs: nnx.Rngs,
     ):
+        _errors.one_of("activation", activation, ACTIVATIONS)
+        self.activation = activation
         widths = [hidden] if isinstance(hidden, int) else list(hidden)
         sizes = [in_features, *widths, out_features]
         for name, size in zip(
@@ -87,9 +101,10 @@ class MLP(nnx.Module):
         return [getattr(self, f"fc{i + 1}") for i in range(len(self.sizes) - 1)]
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
         *hidden, last = self.layers
         for layer in hidden:
-            x = nnx.relu(layer(x))
+            x = act(layer(x))
         return last(x)
 
 

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jgd import _io
 from jgd.tour._sections import Section
 
 
@@ -167,6 +168,7 @@ def draw(section: Section, out: pathlib.Path) -> pathlib.Path:
     fig.suptitle(f"{section.number}. {section.title}", fontweight="bold")
     fn(fig, section.figure)
     path = out / name
-    fig.savefig(path, dpi=110)
+    with _io.atomic(path) as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return path
