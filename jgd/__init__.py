@@ -3,15 +3,16 @@
 The public API; everything else lives in private modules. See README.md for a tour.
 """
 
-from jgd import data, losses, models, schedules
+from jgd import data, losses, models, schedules, timing
 from jgd._batching import shuffled_order
 from jgd._blocks import scan_steps, with_data
+from jgd._check import GradCheck, GradCheckRow, check_grads
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._driver import Progress
 from jgd._errors import DivergenceError
 from jgd._fit import fit
-from jgd._grad import MODES, GradCheck, GradCheckRow, check_grads, grad, value_and_grad
+from jgd._grad import MODES, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
 from jgd._parallel import data_mesh
@@ -51,6 +52,7 @@ __all__ = [
     "schedules",
     "shuffled_order",
     "sweep",
+    "timing",
     "value_and_grad",
     "with_data",
 ]

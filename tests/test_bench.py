@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jgd
 from jgd import bench, cli
 from jgd.bench import _harness
 
@@ -39,8 +40,16 @@ def test_timeit_blocks_and_reports_a_median():
         calls.append(1)
         return jnp.ones(3) * 2
 
-    t = _harness.timeit(fn, repeats=4, warmup=2)
-    assert len(calls) == 6 and t["min"] <= t["median"] <= t["max"] and t["repeats"] == 4
+    t = jgd.timing.timeit(fn, repeats=4, warmup=2)
+    assert len(calls) == 6 and t.min <= t.median <= t.max and t.repeats == 4
+
+
+def test_interleaved_takes_turns_and_drops_the_warm_up_rounds():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name) or len(calls)) for name in "ab"}
+    t = jgd.timing.interleaved(runs, rounds=2, warmup=1)
+    assert calls == list("ababab")
+    assert t["a"].samples == (3.0, 5.0) and t["b"].samples == (4.0, 6.0)
 
 
 def test_slope_and_markdown():

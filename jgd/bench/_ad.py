@@ -44,11 +44,11 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dic
         loss, params, batch = _problem(hidden)
         P = sum(x.size for x in jax.tree_util.tree_leaves(params))
         forward_jit = jax.jit(loss)
-        one = hn.timeit(lambda f=forward_jit, p=params, b=batch: f(p, b), repeats=21)["median"]
+        one = hn.timeit(lambda f=forward_jit, p=params, b=batch: f(p, b), repeats=21).median
         # A single small forward pass is dominated by per-call overhead; its marginal compute
         # cost (a 16x larger batch, divided by 16) is the unit the slopes are fitted in.
         big = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * 16), batch)
-        marginal = hn.timeit(lambda f=forward_jit, p=params, b=big: f(p, b), repeats=11)["median"]
+        marginal = hn.timeit(lambda f=forward_jit, p=params, b=big: f(p, b), repeats=11).median
         marginal /= 16
         for mode in jgd.MODES:
             if mode in ("forward", "fd_forward", "fd_central") and hidden not in hidden_p_modes:
@@ -68,18 +68,18 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dic
                     "hidden": hidden,
                     "P": int(P),
                     "mode": mode,
-                    "seconds": t["median"],
-                    "spread": [t["min"], t["max"]],
+                    "seconds": t.median,
+                    "spread": [t.min, t.max],
                     "forward_pass_seconds": one,
-                    "cost_in_forward_passes": t["median"] / one,
+                    "cost_in_forward_passes": t.median / one,
                     "marginal_forward_seconds": marginal,
-                    "cost_in_marginal_passes": t["median"] / marginal,
+                    "cost_in_marginal_passes": t.median / marginal,
                     "peak_rss_mb": hn.peak_rss_mb() if reset else None,
                 }
             )
             print(
-                f"  P={P:>8,} {mode:<17} {t['median'] * 1e3:10.2f} ms "
-                f"= {t['median'] / one:10.1f} forward passes",
+                f"  P={P:>8,} {mode:<17} {t.median * 1e3:10.2f} ms "
+                f"= {t.median / one:10.1f} forward passes",
                 flush=True,
             )
     return rows
@@ -100,8 +100,8 @@ def jacobian_crossover(sizes: list[int], fixed: int = 64, width: int = 256) -> l
                 return jnp.tanh(W2 @ jnp.tanh(W1 @ x))
 
             fwd, rev = jax.jit(jax.jacfwd(f)), jax.jit(jax.jacrev(f))
-            tf = hn.timeit(lambda fwd=fwd, x=x: fwd(x), repeats=21)["median"]
-            tr = hn.timeit(lambda rev=rev, x=x: rev(x), repeats=21)["median"]
+            tf = hn.timeit(lambda fwd=fwd, x=x: fwd(x), repeats=21).median
+            tr = hn.timeit(lambda rev=rev, x=x: rev(x), repeats=21).median
             rows.append({"vary": vary, "n": n, "m": m, "jacfwd": tf, "jacrev": tr})
     return rows
 

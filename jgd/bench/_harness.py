@@ -13,31 +13,13 @@ import os
 import pathlib
 import platform
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
 from jgd import _io
-
-
-def timeit(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Median and spread (min, max) of ``repeats`` blocked calls, after ``warmup`` calls."""
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return {
-        "median": float(np.median(times)),
-        "min": float(np.min(times)),
-        "max": float(np.max(times)),
-        "repeats": repeats,
-    }
+from jgd._timing import timeit
 
 
 def reset_peak_rss() -> bool:
@@ -64,7 +46,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     """The machine's measured float32 matmul rate (n x n times n x n), in GFLOP/s."""
     a = jax.numpy.ones((n, n), jax.numpy.float32)
     mm = jax.jit(lambda a: a @ a)
-    t = timeit(lambda: mm(a), repeats=repeats)["median"]
+    t = timeit(lambda: mm(a), repeats=repeats).median
     return 2 * n**3 / t / 1e9
 
 

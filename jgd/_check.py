@@ -1,0 +1,132 @@
+"""``check_grads``: every gradient mode against reverse mode, as data and as a readable table."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import _errors, _timing
+from jgd._grad import MODES, Loss, grad, loss_evaluations
+from jgd._keys import as_key
+
+
+class GradCheckRow(NamedTuple):
+    """One mode's agreement with reverse mode."""
+
+    mode: str
+    relative_error: float  # ||g - g_reverse|| / ||g_reverse|| over the whole tree
+    max_abs_error: float
+    loss_evaluations: int  # see loss_evaluations()
+    seconds: float | None = None  # median time of one jitted gradient, with timeit=True
+
+
+class GradCheck(NamedTuple):
+    """What ``check_grads`` found: a row per mode, printable as a table."""
+
+    rows: tuple[GradCheckRow, ...]
+    num_params: int
+    dtype: str
+
+    def __getitem__(self, mode):  # type: ignore[override]
+        if isinstance(mode, str):
+            for row in self.rows:
+                if row.mode == mode:
+                    return row
+            raise KeyError(f"mode {mode!r} was not checked; checked: {[r.mode for r in self.rows]}")
+        return tuple.__getitem__(self, mode)
+
+    def __str__(self) -> str:
+        head = f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), vs reverse mode"
+        timed = all(r.seconds is not None for r in self.rows)
+        title = f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"
+        lines = [head, title + (f"{'time':>12}" if timed else "")]
+        for r in self.rows:
+            line = (
+                f"{r.mode:<18}{r.relative_error:>12.2e}{r.max_abs_error:>14.2e}"
+                f"{r.loss_evaluations:>12,}"
+            )
+            lines.append(line + (f"{r.seconds * 1e3:>10.3f}ms" if timed else ""))
+        return "\n".join(lines)
+
+
+def check_grads(
+    loss: Loss,
+    params: Any,
+    batch: Any,
+    *,
+    modes: tuple[str, ...] = MODES,
+    key: jax.Array | None = None,
+    num_tangents: int = 1,
+    chunk_size: int | None = None,
+    step_size: float | None = None,
+    timeit: bool = False,
+    repeats: int = 5,
+) -> GradCheck:
+    """Every gradient mode against reverse mode, as data and as a readable table.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``.
+      params: a pytree of float arrays.
+      batch: the batch the loss is evaluated on.
+      modes: which modes to compare (reverse mode is the reference).
+      key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
+      num_tangents, chunk_size, step_size: passed to ``value_and_grad``.
+      timeit: also time each mode: the median of ``repeats`` calls of the jitted gradient,
+        compiled and warmed up first, each blocked until ready.
+      repeats: timed calls per mode.
+
+    Returns:
+      A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> loss = lambda w, b: jnp.sum(jnp.sin(w) * b)
+      >>> report = jgd.check_grads(loss, jnp.ones(3), jnp.arange(3.0), modes=("forward",))
+      >>> report["forward"].relative_error < 1e-6
+      True
+    """
+    if isinstance(modes, str):
+        raise ValueError(
+            f"modes={modes!r} is one string; check_grads takes a tuple of modes, e.g. "
+            f"modes=({modes!r},)."
+        )
+    for mode in modes:
+        _errors.one_of("modes[...]", mode, MODES)
+    key = as_key(0 if key is None else key)
+    repeats = _errors.positive_int("repeats", repeats)
+    reference = jax.jit(grad(loss, "reverse"))(params, batch)
+    ref = _flat64(reference)
+    rows = []
+    for mode in modes:
+        fn = jax.jit(
+            grad(loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents)
+        )
+        got = _flat64(fn(params, batch, key=key))
+        seconds = (
+            _timing.timeit(
+                lambda fn=fn: fn(params, batch, key=key), repeats=repeats, warmup=0
+            ).median
+            if timeit
+            else None
+        )
+        err = got - ref
+        rows.append(
+            GradCheckRow(
+                mode=mode,
+                relative_error=float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-300)),
+                max_abs_error=float(np.max(np.abs(err))) if err.size else 0.0,
+                loss_evaluations=loss_evaluations(mode, ref.size, num_tangents),
+                seconds=seconds,
+            )
+        )
+    dtype = str(jnp.result_type(*jax.tree_util.tree_leaves(params)))
+    return GradCheck(tuple(rows), int(ref.size), dtype)
+
+
+def _flat64(tree: Any) -> np.ndarray:
+    leaves = [np.asarray(x, np.float64).ravel() for x in jax.tree_util.tree_leaves(tree)]
+    return np.concatenate(leaves) if leaves else np.zeros(0)
