@@ -1,23 +1,12 @@
 """A learning-rate sweep in one compiled call: 32 rates x 8 seeds of mini-batch SGD."""
 
 import numpy as np
-import optax
 
 import jgd
 
-data = jgd.data.line()
-loss = jgd.per_example(lambda theta, ex: jgd.losses.squared_error(ex[0] @ theta, ex[1]))
+line = jgd.problems.line()  # seed 003's line fit: loss, start (-1, -1), data, SGD
 rates = np.geomspace(0.01, 3.0, 32)
-result = jgd.sweep(
-    loss,
-    np.array([-1.0, -1.0], np.float32),
-    data,
-    optimizer=optax.sgd,
-    learning_rate=rates,
-    seeds=range(8),
-    batch_size=10,
-    epochs=20,
-)
+result = line.sweep(learning_rate=rates, seeds=range(8), batch_size=10, epochs=20)
 
 final = result.losses[:, -10:].mean(axis=1).reshape(32, 8)  # last-epoch loss, per rate and seed
 diverged = result.diverged.reshape(32, 8).any(axis=1)

@@ -8,21 +8,18 @@ same weights, bit for bit: fit is built from the blocks the first two use.
 import jax
 import numpy as np
 import optax
-from flax import nnx
 
 import jgd
 
-train, test = jgd.data.digits("train"), jgd.data.digits("test")
-apply, params = jgd.models.functional(jgd.models.MLP(64, 128, 10, rngs=nnx.Rngs(0)))
-loss = jgd.models.classification_loss(apply)
+mlp = jgd.problems.mlp("digits")  # the seeds' Net (64-128-10) and its loss on the 8x8 digits
+loss, params, train = mlp.loss, mlp.params, mlp.data
 epochs, batch = 8, 32
 order = jgd.shuffled_order(len(train.y), batch, epochs, key=0)  # fit's plan for key=0
 per_epoch = len(order) // epochs
 schedule = optax.cosine_decay_schedule(3e-3, decay_steps=len(order))
 
 
-def accuracy(params):
-    return jgd.models.accuracy(apply, params, test.X, test.y)
+accuracy = mlp.accuracy  # on the held-out digits
 
 
 # 1. A loop of your own: one compiled step per call, the batch gathered on the device by index.

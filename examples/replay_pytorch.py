@@ -15,8 +15,8 @@ torch.manual_seed(0)
 net = torch_baseline.Net(64, 128, 10)  # the seeds' Net, 64 inputs
 apply, params = jgd.models.functional(jgd.models.from_torch(net))  # the same weights in JAX
 
-rng = np.random.default_rng(0)  # one explicit order of batches drives both
-order = np.concatenate([rng.permutation(len(train.y))[:1344].reshape(21, 64) for _ in range(5)])
+# one explicit order of batches drives both: 5 epochs of NumPy default_rng(0) permutations
+order = jgd.data.epoch_order(len(train.y), 64, epochs=5, seed=0)
 
 ours = jgd.fit(
     jgd.models.classification_loss(apply),

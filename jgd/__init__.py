@@ -3,7 +3,14 @@
 The public API; everything else lives in private modules. See README.md for a tour.
 """
 
-from jgd import data, losses, models, schedules, timing
+from jgd import (
+    data,
+    losses,
+    models,
+    problems,
+    schedules,
+    timing,
+)
 from jgd._batching import shuffled_order
 from jgd._blocks import scan_steps, with_data
 from jgd._check import GradCheck, GradCheckRow, check_grads
@@ -48,6 +55,7 @@ __all__ = [
     "max_stable_learning_rate",
     "models",
     "per_example",
+    "problems",
     "scan_steps",
     "schedules",
     "shuffled_order",

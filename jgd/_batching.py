@@ -200,4 +200,5 @@ def shuffled_order(num_examples: int, batch_size: int, epochs: int, key: Any) ->
     """
     num_examples = _errors.positive_int("num_examples", num_examples)
     plan = make_plan(num_examples, batch_size, epochs, None)
-    return np.asarray(jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan))
+    # a writable copy: torch.from_numpy warns on the read-only view of a device array
+    return np.array(jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan))

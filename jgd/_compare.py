@@ -1,16 +1,101 @@
-"""``compare_torch``: one run in jgd and in PyTorch, from the same weights on the same batches."""
+"""The one jgd-vs-PyTorch comparison: the same weights, the same batches, both sides warm.
+
+``Race`` holds both sides of one run ready to go: the seeds' ``Net`` built by PyTorch (its init,
+``torch.manual_seed(seed)``) and copied into jgd with ``from_torch``; one explicit ``order`` of
+batches for both. ``race.jgd()`` runs ``jgd.fit``, ``race.torch()`` the seeds' PyTorch loop on a
+fresh copy of the initial net, each returning a ``Side`` (losses, seconds, params). Every place
+that puts jgd beside PyTorch goes through it: ``compare_torch`` (``jgd compare-torch``), the tour's
+PyTorch section and ``jgd bench train``'s torch contenders.
+
+``torch.optim.SGD(momentum=μ, dampening=0)`` and ``optax.sgd(momentum=μ)`` are the same rule:
+optax's trace starts at zero, so its first step is ``g``, which is where PyTorch's buffer starts;
+the tests check this step for step.
+"""
 
 from __future__ import annotations
 
 import copy
 import functools
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import optax
 
-from jgd import _fit, data, models
+from jgd import _timing, models, problems
+
+
+class Side(NamedTuple):
+    """One side's run: per-step losses, seconds of the loop (compile excluded), final params."""
+
+    losses: np.ndarray
+    seconds: float
+    params: Any
+    compile_seconds: float = 0.0  # what this call spent compiling (0 once warm)
+
+
+class Race:
+    """jgd and PyTorch ready to train ``problem``'s data on the batches ``order``, from one init.
+
+    Args:
+      problem: a classifier problem (``jgd.problems.mlp``): its data, test set and loss are used;
+        its params are replaced by PyTorch's init of the same shape.
+      order: (steps, batch) example indices, one row per step, for both sides.
+      hidden, seed, activation: the net (``torch.manual_seed(seed)``, then ``Net``).
+      lr, momentum, nesterov: SGD on both sides.
+      compile: run PyTorch's side through ``torch.compile`` (compiled before its clock starts).
+    """
+
+    def __init__(
+        self,
+        problem: problems.Problem,
+        order: np.ndarray,
+        *,
+        hidden: int = 128,
+        seed: int = 0,
+        activation: str = "relu",
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        compile: bool = False,
+    ):
+        from jgd import torch_baseline
+
+        torch = torch_baseline.require_torch()
+        X = problem.data[0]
+        torch.manual_seed(seed)
+        self.net = torch_baseline.Net(X.shape[1], hidden, 10, activation)
+        if np.asarray(X).dtype == np.float64:
+            self.net = self.net.double()
+        self.problem = problem._replace(params=models.functional(models.from_torch(self.net))[1])
+        self.order = np.asarray(order)
+        self.lr, self.momentum, self.nesterov, self.compile = lr, momentum, nesterov, compile
+
+    def jgd(self) -> Side:
+        """``jgd.fit`` over ``order`` (its run time: compile excluded)."""
+        opt = functools.partial(optax.sgd, momentum=self.momentum or None, nesterov=self.nesterov)
+        r = self.problem.fit(optimizer=opt, learning_rate=self.lr, order=self.order)
+        return Side(np.asarray(r.losses), r.run_time, r.params, r.compile_time)
+
+    def torch(self) -> Side:
+        """The seeds' PyTorch loop over ``order``, on a fresh copy of the initial net."""
+        from jgd import torch_baseline
+
+        net = copy.deepcopy(self.net)
+        X, y = self.problem.data
+        out = torch_baseline.train(
+            net,
+            X,
+            y,
+            self.order,
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            compile=self.compile,
+            dtype=np.asarray(X).dtype,
+        )
+        params = models.functional(models.from_torch(net))[1]
+        return Side(out["losses"], out["seconds"], params, out["compile_seconds"])
 
 
 class Comparison(NamedTuple):
@@ -29,6 +114,43 @@ class Comparison(NamedTuple):
     jgd_compile_seconds: float
 
 
+def compare(race: Race, *, rounds: int = 1) -> Comparison:
+    """Runs both sides of ``race``, warm, interleaved over ``rounds``; compares losses and speed.
+
+    A first, untimed round warms both up (jgd compiles, PyTorch's allocator and thread pool
+    settle); the speeds are medians over ``rounds``; the losses and accuracies are the last run's
+    (every run of a side is the same run).
+    """
+    last: dict[str, Side] = {}
+    compiled: dict[str, float] = {}
+
+    def timed(name: str, run) -> float:
+        last[name] = run()
+        compiled.setdefault(name, last[name].compile_seconds)  # the warm-up's
+        return last[name].seconds
+
+    times = _timing.interleaved(
+        {"jgd": lambda: timed("jgd", race.jgd), "torch": lambda: timed("torch", race.torch)},
+        rounds=rounds,
+    )
+    ours, theirs = last["jgd"], last["torch"]
+    diff = np.abs(ours.losses - theirs.losses)
+    steps = len(race.order)
+    return Comparison(
+        data_name=race.problem.note,
+        steps=steps,
+        jgd_losses=ours.losses,
+        torch_losses=theirs.losses,
+        max_abs_diff=float(diff.max()),
+        max_rel_diff=float((diff / np.abs(theirs.losses)).max()),
+        jgd_accuracy=race.problem.accuracy(ours.params),
+        torch_accuracy=race.problem.accuracy(theirs.params),
+        jgd_steps_per_second=times["jgd"].rate(steps),
+        torch_steps_per_second=times["torch"].rate(steps),
+        jgd_compile_seconds=compiled["jgd"],
+    )
+
+
 def compare_torch(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -39,78 +161,24 @@ def compare_torch(
     nesterov: bool = False,
     hidden: int = 128,
     seed: int = 0,
+    rounds: int = 1,
 ) -> Comparison:
     """Trains the seeds' Net in PyTorch and its flax port in jgd, step for step, and compares.
 
-    Both start from the same weights (PyTorch's init, copied with ``from_torch``) and see the same
-    batches (one explicit order, shuffled per epoch with NumPy ``default_rng(seed)``). Speed is
-    measured warm on both sides: jgd's compile excluded, PyTorch warmed up on a copy of the model.
-    ``torch.optim.SGD(momentum=μ, dampening=0)`` and ``optax.sgd(momentum=μ)`` are the same rule:
-    optax's trace starts at zero, so its first step is ``g``, which is where PyTorch's buffer
-    starts; the tests check this step for step.
-
-    Args:
-      data_dir: MNIST IDX files; None uses scikit-learn's 8x8 digits (input width 64).
-      steps, batch_size, lr, momentum, nesterov, hidden, seed: the run.
+    Data: MNIST from ``data_dir``, else scikit-learn's 8x8 digits (input width 64); batches: one
+    ``jgd.data.epoch_order(seed=seed)`` for both sides. See ``Race`` and ``compare``.
     """
-    from jgd import torch_baseline
+    problem = problems.mlp("digits" if data_dir is None else "mnist", mnist_dir=data_dir)
+    m = len(problem.data.y)
+    if batch_size > m:
+        raise ValueError(f"batch_size={batch_size} is larger than the {m} training examples.")
+    from jgd.data import epoch_order
 
-    torch = torch_baseline.require_torch()
-    splits = (
-        data.real_digits(data_dir)
-        if data_dir is not None
-        else data.DigitSplits(data.digits("train"), data.digits("test"), "scikit-learn 8x8 digits")
+    order = epoch_order(m, batch_size, steps=steps, seed=seed)
+    race = Race(
+        problem, order, hidden=hidden, seed=seed, lr=lr, momentum=momentum, nesterov=nesterov
     )
-    train, test = splits.train, splits.test
-    if batch_size > len(train.y):
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the {len(train.y)} training examples."
-        )
-    order = epoch_order(len(train.y), batch_size, steps, seed)
-    torch.manual_seed(seed)
-    net = torch_baseline.Net(train.X.shape[1], hidden, 10)
-    apply, params = models.functional(models.from_torch(net))
-    opt = functools.partial(optax.sgd, momentum=momentum or None, nesterov=nesterov)
-    ours = _fit.fit(
-        models.classification_loss(apply),
-        params,
-        tuple(train),
-        optimizer=opt,
-        learning_rate=lr,
-        order=order,
-    )
-    # warm PyTorch up on a copy (allocator, thread pool), as jgd's compile is excluded too
-    torch_baseline.train(copy.deepcopy(net), train.X, train.y, order[:20], lr=lr)
-    theirs = torch_baseline.train(
-        net, train.X, train.y, order, lr=lr, momentum=momentum, nesterov=nesterov
-    )
-    torch_params = models.functional(models.from_torch(net))[1]
-    diff = np.abs(ours.losses - theirs["losses"])
-    return Comparison(
-        data_name=splits.name,
-        steps=steps,
-        jgd_losses=ours.losses,
-        torch_losses=theirs["losses"],
-        max_abs_diff=float(diff.max()),
-        max_rel_diff=float((diff / np.abs(theirs["losses"])).max()),
-        jgd_accuracy=models.accuracy(apply, ours.params, test.X, test.y),
-        torch_accuracy=models.accuracy(apply, torch_params, test.X, test.y),
-        jgd_steps_per_second=steps / ours.run_time,
-        torch_steps_per_second=steps / theirs["seconds"],
-        jgd_compile_seconds=ours.compile_time,
-    )
-
-
-def epoch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
-    """``steps`` rows of a ``default_rng(seed)`` permutation per epoch, short batch dropped."""
-    rng = np.random.default_rng(seed)
-    per_epoch = n // batch_size
-    epochs = -(-steps // per_epoch)
-    rows = [
-        rng.permutation(n)[: per_epoch * batch_size].reshape(per_epoch, batch_size)
-        for _ in range(epochs)
-    ]
-    return np.concatenate(rows)[:steps]
+    return compare(race, rounds=rounds)
 
 
 def format_comparison(c: Comparison, sample: int = 10) -> str:
@@ -135,4 +203,4 @@ def format_comparison(c: Comparison, sample: int = 10) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Comparison", "compare_torch", "format_comparison"]
+__all__ = ["Comparison", "Race", "Side", "compare", "compare_torch", "format_comparison"]

@@ -59,8 +59,7 @@ class FullBatch:
     step: Callable
 
     def __call__(self, data: Any, state: Any, x: Any) -> tuple[Any, Any]:
-        del x
-        return self.step(state, data)
+        return self.step(state, data)  # x, the step counter, is not needed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _fit, _io, data, models
+from jgd import _io, data, models, problems
 from jgd._driver import Progress
 
 
@@ -57,23 +57,20 @@ def train_mnist(
       ``{"epochs": [(epoch, mean train loss, test accuracy), ...], "accuracy", "seconds",
       "model"}``.
     """
-    train, test = data.mnist(folder, "train"), data.mnist(folder, "test")
-    apply, params = models.functional(models.MLP(train.X.shape[1], hidden, 10, rngs=nnx.Rngs(seed)))
+    mlp = problems.mlp("mnist", mnist_dir=folder, hidden=hidden, seed=seed)
+    width = mlp.data.X.shape[1]
     out = pathlib.Path(out)
     history: list[tuple[int, float, float]] = []
 
     def report(p: Progress) -> None:
         mean = float(np.nanmean(p.losses))  # the epoch's batch losses
-        acc = models.accuracy(apply, p.state.params, test.X, test.y)
+        acc = mlp.accuracy(p.state.params)
         history.append((p.epoch, mean, acc))
         echo(f"epoch {p.epoch}/{epochs}: train loss {mean:.4f}, test accuracy {acc:.4f}")
 
     opt = functools.partial(optax.sgd, momentum=momentum) if momentum else optax.sgd
     start = time.perf_counter()
-    result = _fit.fit(
-        models.classification_loss(apply),
-        params,
-        tuple(train),
+    result = mlp.fit(
         optimizer=opt,
         learning_rate=lr,
         batch_size=batch_size,
@@ -81,14 +78,12 @@ def train_mnist(
         key=seed,
         progress=progress,
         checkpoint_dir=out / "checkpoints",
-        checkpoint_every=checkpoint_every or len(train.y) // batch_size,
+        checkpoint_every=checkpoint_every or len(mlp.data.y) // batch_size,
         report_every="epoch",
         callback=report,
     )
-    accuracy = models.accuracy(apply, result.params, test.X, test.y)
-    model = nnx.merge(
-        nnx.graphdef(models.MLP(train.X.shape[1], hidden, 10, rngs=nnx.Rngs(0))), result.params
-    )
+    accuracy = mlp.accuracy(result.params)
+    model = nnx.merge(nnx.graphdef(models.MLP(width, hidden, 10, rngs=nnx.Rngs(0))), result.params)
     path = out / "model.npz"
     with _io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
         np.savez(f, **models.state_dict(model))

@@ -146,6 +146,11 @@ def _writable(folder: str, flag: str) -> pathlib.Path:
     return path
 
 
+def _flags(args: argparse.Namespace, *names: str) -> dict[str, object]:
+    """The parsed flags ``names`` as keyword arguments (``--batch-size`` is ``batch_size``)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _tour(args: argparse.Namespace) -> int:
     from jgd import tour
 
@@ -163,12 +168,7 @@ def _train(args: argparse.Namespace) -> int:
     folder = find_mnist(args.data_dir, args.download)
     summary = train_mnist(
         folder,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        hidden=args.hidden,
-        seed=args.seed,
+        **_flags(args, "epochs", "batch_size", "lr", "momentum", "hidden", "seed"),
         out=out,
         checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
@@ -197,16 +197,8 @@ def _train(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from jgd._compare import compare_torch, format_comparison
 
-    result = compare_torch(
-        args.data_dir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        nesterov=args.nesterov,
-        hidden=args.hidden,
-        seed=args.seed,
-    )
+    names = ("steps", "batch_size", "lr", "momentum", "nesterov", "hidden", "seed")
+    result = compare_torch(args.data_dir, **_flags(args, *names))
     print(format_comparison(result, args.sample))
     return 0
 

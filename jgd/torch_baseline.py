@@ -38,16 +38,8 @@ def _net_class() -> type:
     class Net(nn.Module):
         """The seeds' model: Linear layers ``fc1``, ``fc2``, ... with an activation between."""
 
-        def __init__(
-            self,
-            in_features: int = 784,
-            hidden: int | Sequence[int] = 128,
-            out_features: int = 10,
-            activation: str = "relu",
-        ):
+        def __init__(self, sizes: Sequence[int], activation: str):
             super().__init__()
-            widths = [hidden] if isinstance(hidden, int) else list(hidden)
-            sizes = [in_features, *widths, out_features]
             self.depth = len(sizes) - 1
             for i in range(self.depth):
                 setattr(self, f"fc{i + 1}", nn.Linear(sizes[i], sizes[i + 1]))
@@ -76,7 +68,8 @@ def Net(  # noqa: N802
     """The seeds' ``Net`` (784 -> 128 -> ReLU -> 10 by default) as a ``torch.nn.Module``."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is not valid; expected one of {ACTIVATIONS}.")
-    return _net_class()(in_features, hidden, out_features, activation)
+    widths = [hidden] if isinstance(hidden, int) else list(hidden)
+    return _net_class()([in_features, *widths, out_features], activation)
 
 
 def train(

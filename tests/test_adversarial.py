@@ -22,7 +22,7 @@ import pytest
 import jgd
 from jgd import cli
 
-LINE = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+LINE = jgd.problems.line_loss
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 2)).astype(np.float32)
 Y = (X @ np.array([1.0, -1.0], np.float32) + 0.5).astype(np.float32)
@@ -192,25 +192,13 @@ def test_noisy_sgd_near_the_optimum_is_not_called_diverged():
 
 def test_a_rising_run_is_dated_inside_the_run():
     bowl = lambda w, b: 0.5 * jnp.sum((w - 3.0) ** 2)  # noqa: E731  (lr 2.05: |1 - 2.05| > 1)
-    result = jgd.fit(
-        bowl,
-        jnp.array([2.0]),
-        jnp.zeros((8, 1)),
-        optimizer=optax.sgd,
-        learning_rate=2.05,
-        epochs=40,
+    rising = functools.partial(
+        jgd.fit, bowl, jnp.array([2.0]), jnp.zeros((8, 1)), optimizer=optax.sgd, epochs=40
     )
+    result = rising(learning_rate=2.05)
     assert result.divergence == "rose" and 0 <= result.diverged_at < result.steps
     with pytest.raises(jgd.DivergenceError, match=rf"at step {result.diverged_at} "):
-        jgd.fit(
-            bowl,
-            jnp.array([2.0]),
-            jnp.zeros((8, 1)),
-            optimizer=optax.sgd,
-            learning_rate=2.05,
-            epochs=40,
-            on_divergence="raise",
-        )
+        rising(learning_rate=2.05, on_divergence="raise")
 
 
 @jax.custom_jvp

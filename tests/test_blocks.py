@@ -14,7 +14,7 @@ from flax import nnx
 
 import jgd
 
-LINE = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+LINE = jgd.problems.line_loss
 
 
 def mlp_problem(m=256):

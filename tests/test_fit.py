@@ -13,21 +13,13 @@ import scipy.optimize
 
 import jgd
 
-LINE = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+LINE = jgd.problems.line_loss
+LINE_FIT = jgd.problems.line()
+BOWL = jgd.problems.bowl()  # seed 003's bowl from w = -2  # seed 003's line fit from (-1, -1)
 
 
 def bowl(w, batch):
     return 0.5 * jnp.sum((w - 3.0) ** 2)  # seed 003's convex bowl, minimum at 3
-
-
-def seed_orders(seed, m, epochs, batch_size):
-    """The index rows of seed 003's NumPy loop: a default_rng(seed) permutation per epoch."""
-    g = np.random.default_rng(seed)
-    rows = []
-    for _ in range(epochs):
-        order = g.permutation(m)
-        rows += [order[s : s + batch_size] for s in range(0, m, batch_size)]
-    return np.stack(rows)
 
 
 def numpy_descend(X, y, batch_size, epochs, eta, seed=0):
@@ -48,10 +40,7 @@ def numpy_descend(X, y, batch_size, epochs, eta, seed=0):
 
 
 def test_bowl_fifteen_steps_gives_2_9763():
-    result = jgd.fit(
-        bowl,
-        jnp.array(-2.0),
-        jnp.zeros(1),
+    result = BOWL.fit(
         optimizer=optax.sgd,
         learning_rate=0.3,
         epochs=15,
@@ -73,22 +62,17 @@ def test_line_fit_optimum(line_data):
 def test_full_mini_and_sgd_land_where_the_numpy_loop_lands(line_data, batch_size, epochs, eta):
     X, y, _ = line_data
     expected = numpy_descend(X, y, batch_size, epochs, eta)
-    order = seed_orders(0, len(y), epochs, batch_size)
-    result = jgd.fit(
-        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=eta, order=order
-    )
+    order = jgd.data.epoch_order(len(y), batch_size, epochs=epochs, seed=0)
+    result = LINE_FIT.fit(optimizer=optax.sgd, learning_rate=eta, order=order)
     np.testing.assert_allclose(result.params, expected, rtol=2e-5, atol=2e-5)
     assert result.steps == len(order)
 
 
 @pytest.mark.parametrize("decay,printed", [(0.0, "0.182"), (0.01, "0.009")])
 def test_noise_ball_final_distances(line_data, decay, printed):
-    X, y, theta_star = line_data
-    order = seed_orders(1, len(y), 40, 1)
-    result = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    _X, y, theta_star = line_data
+    order = jgd.data.epoch_order(len(y), 1, epochs=40, seed=1)
+    result = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=jgd.schedules.inverse_time_decay(0.1, decay),
         order=order,
@@ -97,10 +81,8 @@ def test_noise_ball_final_distances(line_data, decay, printed):
 
 
 def test_full_batch_matches_the_torch_seed_loop(line_data):
-    X, y, theta_star = line_data  # seed 003: 200 epochs of torch.optim.SGD(lr=0.4) on all data
-    result = jgd.fit(
-        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.4, epochs=200
-    )
+    _X, _y, theta_star = line_data  # seed 003: 200 epochs of torch.optim.SGD(lr=0.4) on all data
+    result = LINE_FIT.fit(optimizer=optax.sgd, learning_rate=0.4, epochs=200)
     assert [f"{v:.3f}" for v in np.asarray(result.params)] == ["1.961", "0.998"]
     assert [f"{v:.3f}" for v in theta_star] == ["1.961", "0.998"]
 
@@ -192,11 +174,8 @@ def test_convergence_table(line_data, problem, name):
 def test_full_mini_and_sgd_all_reach_the_least_squares_optimum(
     line_data, batch_size, epochs, schedule
 ):
-    X, y, theta_star = line_data
-    result = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    _X, _y, theta_star = line_data
+    result = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=schedule,
         batch_size=batch_size,
@@ -208,14 +187,11 @@ def test_full_mini_and_sgd_all_reach_the_least_squares_optimum(
 
 @pytest.mark.parametrize("mode", ["forward", "fd_central", "forward_gradient"])
 def test_every_gradient_mode_drives_the_engine(line_data, mode):
-    X, y, theta_star = line_data
+    _X, _y, theta_star = line_data
     # Full batch: the forward gradient's noise scales with ||g||, so a constant rate converges;
     # its second moment is (P + 2)||g||², so the stable rate is about (P + 2) = 4 times smaller.
     lr = 0.1 if mode == "forward_gradient" else 0.4
-    result = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    result = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=lr,
         epochs=3000 if mode == "forward_gradient" else 300,
@@ -231,10 +207,7 @@ def test_every_gradient_mode_drives_the_engine(line_data, mode):
 
 
 def test_new_learning_rate_schedule_or_key_does_not_recompile(line_data, caplog):
-    X, y, _ = line_data
-    run = functools.partial(
-        jgd.fit, LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, batch_size=10, epochs=5
-    )
+    run = functools.partial(LINE_FIT.fit, optimizer=optax.sgd, batch_size=10, epochs=5)
     first = run(learning_rate=jgd.schedules.inverse_time_decay(0.1, 0.01), key=0)
     assert first.compile_time > 0
     before = jgd.compile_count()
@@ -289,10 +262,7 @@ def test_blow_up_stops_updates_and_keeps_the_last_finite_params():
 
 
 def test_max_loss_counts_as_a_blow_up():
-    result = jgd.fit(
-        bowl,
-        jnp.array(-2.0),
-        jnp.zeros(1),
+    result = BOWL.fit(
         optimizer=optax.sgd,
         learning_rate=2.1,
         epochs=30,
@@ -304,10 +274,7 @@ def test_max_loss_counts_as_a_blow_up():
 
 def test_raise_names_the_step_the_learning_rate_and_the_bound():
     with pytest.raises(jgd.DivergenceError, match=r"step 1 .*learning_rate=2\.1.*about 2\b"):
-        jgd.fit(
-            bowl,
-            jnp.array(-2.0),
-            jnp.zeros(1),
+        BOWL.fit(
             optimizer=optax.sgd,
             learning_rate=2.1,
             epochs=30,
@@ -339,9 +306,7 @@ def test_sweep_equals_the_same_fits_one_by_one(line_data):
     )
     assert len(result) == 4 and result.seed == [0, 3, 0, 3]
     for i, (lr, seed) in enumerate(zip(result.learning_rate, result.seed, strict=True)):
-        single = jgd.fit(
-            LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=lr, key=seed, **common
-        )
+        single = LINE_FIT.fit(learning_rate=lr, key=seed, **common)
         np.testing.assert_allclose(result.params[i], single.params, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(result.losses[i], single.losses, rtol=1e-6, atol=1e-7)
 
@@ -372,7 +337,7 @@ def test_order_is_replayed_exactly_like_a_python_loop(line_data):
     X, y, _ = line_data
     order = np.random.default_rng(5).integers(0, 100, size=(37, 4))
     opt = optax.sgd(0.1, momentum=0.9)
-    result = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=opt, order=order)
+    result = LINE_FIT.fit(optimizer=opt, order=order)
     step = jax.jit(jgd.make_step(LINE, opt))
     state = jgd.TrainState.create(jnp.array([-1.0, -1.0]), opt)
     losses = []
@@ -384,14 +349,8 @@ def test_order_is_replayed_exactly_like_a_python_loop(line_data):
 
 
 def test_full_batch_equals_one_batch_of_everything(line_data):
-    X, y, _ = line_data
-    full = jgd.fit(
-        LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.sgd, learning_rate=0.3, epochs=5
-    )
-    whole = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    full = LINE_FIT.fit(optimizer=optax.sgd, learning_rate=0.3, epochs=5)
+    whole = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=0.3,
         order=np.tile(np.arange(100), (5, 1)),
@@ -420,11 +379,7 @@ def test_shuffled_epochs_visit_every_example_once(line_data):
 
 
 def test_short_last_batch_is_left_out_and_documented(line_data):
-    X, y, _ = line_data
-    result = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    result = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=0.1,
         batch_size=30,
@@ -438,12 +393,8 @@ def test_short_last_batch_is_left_out_and_documented(line_data):
 
 
 def test_interrupted_run_resumes_bit_identical(tmp_path, line_data):
-    X, y, _ = line_data
     run = functools.partial(
-        jgd.fit,
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+        LINE_FIT.fit,
         optimizer=optax.adam,
         learning_rate=0.05,
         batch_size=10,
@@ -470,19 +421,14 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, line_data):
 
 def test_resuming_with_other_arguments_is_refused(tmp_path):
     kw = dict(optimizer=optax.sgd, epochs=10, checkpoint_dir=tmp_path, checkpoint_every=5)
-    jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), learning_rate=0.1, **kw)
+    BOWL.fit(learning_rate=0.1, **kw)
     with pytest.raises(ValueError, match="holds a run with other arguments.*learning_rate"):
-        jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), learning_rate=0.2, **kw)
+        BOWL.fit(learning_rate=0.2, **kw)
 
 
 def test_progress_bar_shows_and_changes_nothing(capsys):
-    quiet = jgd.fit(
-        bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.3, epochs=50
-    )
-    shown = jgd.fit(
-        bowl,
-        jnp.array(-2.0),
-        jnp.zeros(1),
+    quiet = BOWL.fit(optimizer=optax.sgd, learning_rate=0.3, epochs=50)
+    shown = BOWL.fit(
         optimizer=optax.sgd,
         learning_rate=0.3,
         epochs=50,
@@ -595,9 +541,9 @@ def test_continuing_from_the_state_equals_one_longer_run(line_data, mode):
     X, y, _ = line_data
     schedule = optax.cosine_decay_schedule(0.05, decay_steps=200)  # position kept in opt_state
     kw = dict(optimizer=optax.adam, learning_rate=schedule, batch_size=10, key=3, mode=mode)
-    whole = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), epochs=12, **kw)
+    whole = LINE_FIT.fit(epochs=12, **kw)
     kw.pop("key")  # the state carries it
-    first = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), epochs=5, key=3, **kw)
+    first = LINE_FIT.fit(epochs=5, key=3, **kw)
     rest = jgd.fit(LINE, first.state, (X, y), epochs=7, **kw)
     assert rest.first_step == 50 and int(rest.state.step) == 120
     np.testing.assert_array_equal(np.concatenate([first.losses, rest.losses]), whole.losses)
@@ -607,7 +553,7 @@ def test_continuing_from_the_state_equals_one_longer_run(line_data, mode):
 
 def test_continuing_can_change_the_learning_rate_and_refuses_another_optimizer(line_data):
     X, y, _ = line_data
-    first = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), optimizer=optax.adam, learning_rate=0.1)
+    first = LINE_FIT.fit(optimizer=optax.adam, learning_rate=0.1)
     slower = jgd.fit(LINE, first.state, (X, y), optimizer=optax.adam, learning_rate=0.01)
     assert float(slower.state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.01)
     with pytest.raises(ValueError, match=r"optimizer state was not made by optimizer=sgd"):
@@ -617,12 +563,8 @@ def test_continuing_can_change_the_learning_rate_and_refuses_another_optimizer(l
 
 
 def test_report_every_gives_each_loss_its_step(line_data):
-    X, y, _ = line_data
     reports = []
-    result = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    result = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=0.05,
         batch_size=10,
@@ -639,12 +581,8 @@ def test_report_every_gives_each_loss_its_step(line_data):
 
 
 def test_report_every_epoch_with_checkpoints_that_do_not_divide_it(tmp_path, line_data):
-    X, y, _ = line_data
     epochs = []
-    jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=0.05,
         batch_size=10,
@@ -670,10 +608,7 @@ def test_sweep_items_are_fit_results(line_data):
         record_params=True,
         grad_norm=True,
     )
-    single = jgd.fit(
-        LINE,
-        jnp.array([-1.0, -1.0]),
-        (X, y),
+    single = LINE_FIT.fit(
         optimizer=optax.sgd,
         learning_rate=0.3,
         epochs=20,
@@ -721,5 +656,5 @@ def test_sweep_with_one_key_shares_one_plan_equal_to_fit(line_data):
     swept = jgd.sweep(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=[0.05, 0.2], key=5, **kw)
     assert swept.seed == [None, None]
     for i, lr in enumerate([0.05, 0.2]):
-        single = jgd.fit(LINE, jnp.array([-1.0, -1.0]), (X, y), learning_rate=lr, key=5, **kw)
+        single = LINE_FIT.fit(learning_rate=lr, key=5, **kw)
         np.testing.assert_allclose(swept.losses[i], single.losses, rtol=1e-6)

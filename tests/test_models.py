@@ -83,15 +83,7 @@ def _same_run(X, y, steps, batch, **sgd):
     torch.manual_seed(0)
     net = torch_baseline.Net(X.shape[1], 32, 10)
     apply, params = jgd.models.functional(jgd.models.from_torch(net))
-    rng = np.random.default_rng(1)
-    per_epoch = len(y) // batch
-    epochs = -(-steps // per_epoch)
-    order = np.concatenate(
-        [
-            rng.permutation(len(y))[: per_epoch * batch].reshape(per_epoch, batch)
-            for _ in range(epochs)
-        ]
-    )[:steps]
+    order = jgd.data.epoch_order(len(y), batch, steps=steps, seed=1)
     ours = jgd.fit(
         jgd.models.classification_loss(apply),
         params,

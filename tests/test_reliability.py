@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import jgd
 
-LINE = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
+LINE = jgd.problems.line_loss
+LINE_FIT = jgd.problems.line()  # seed 003's line fit from (-1, -1)
 PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- gradient modes on random pytrees and random functions ------------------------------------
@@ -257,7 +258,7 @@ def test_sigkill_mid_run_resumes_bit_identical_losing_at_most_checkpoint_every(t
 
 
 def test_corrupted_newest_checkpoint_falls_back_to_the_previous(tmp_path):
-    data = jgd.data.line()
+    jgd.data.line()
     kw = dict(
         optimizer=optax.adam,
         learning_rate=0.05,
@@ -266,30 +267,28 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous(tmp_path):
         key=1,
         checkpoint_every=20,
     )
-    whole = jgd.fit(LINE, jnp.array([-1.0, -1.0]), data, checkpoint_dir=tmp_path / "a", **kw)
+    whole = LINE_FIT.fit(checkpoint_dir=tmp_path / "a", **kw)
 
     def stop(p):
         if p.step >= 120:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        jgd.fit(
-            LINE, jnp.array([-1.0, -1.0]), data, checkpoint_dir=tmp_path / "b", callback=stop, **kw
-        )
+        LINE_FIT.fit(checkpoint_dir=tmp_path / "b", callback=stop, **kw)
     newest = max((tmp_path / "b").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
     assert newest.name == "120"
     for f in newest.rglob("*"):
         if f.is_file() and f.name != "commit_success.txt":
             f.write_bytes(b"\0garbage" * 3)
     with pytest.warns(RuntimeWarning, match="checkpoint step 120 .* could not be read.*moved"):
-        resumed = jgd.fit(LINE, jnp.array([-1.0, -1.0]), data, checkpoint_dir=tmp_path / "b", **kw)
+        resumed = LINE_FIT.fit(checkpoint_dir=tmp_path / "b", **kw)
     np.testing.assert_array_equal(resumed.params, whole.params)
     np.testing.assert_array_equal(resumed.losses, whole.losses)
     assert any(p.name.startswith("unreadable-120-") for p in (tmp_path / "b").iterdir())
 
 
 def test_leftover_temporary_checkpoint_is_ignored(tmp_path):
-    data = jgd.data.line()
+    jgd.data.line()
     kw = dict(
         optimizer=optax.sgd,
         learning_rate=0.05,
@@ -299,9 +298,9 @@ def test_leftover_temporary_checkpoint_is_ignored(tmp_path):
         checkpoint_every=10,
         checkpoint_dir=tmp_path,
     )
-    first = jgd.fit(LINE, jnp.array([-1.0, -1.0]), data, **kw)
+    first = LINE_FIT.fit(**kw)
     (tmp_path / "50.orbax-checkpoint-tmp-123").mkdir()  # a save killed half-way
-    again = jgd.fit(LINE, jnp.array([-1.0, -1.0]), data, **kw)
+    again = LINE_FIT.fit(**kw)
     np.testing.assert_array_equal(first.params, again.params)
 
 
@@ -360,21 +359,8 @@ def test_half_precision_finite_differences_are_refused(dtype):
 # --- the CLI under Ctrl-C ----------------------------------------------------------------------
 
 
-def test_ctrl_c_during_train_exits_130_and_resumes(tmp_path):
-    from tests.test_data import write_idx
-
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    for stem, n in [("train", 1024), ("t10k", 100)]:
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        write_idx(
-            folder / f"{stem}-images-idx3-ubyte.gz",
-            rng.integers(0, 255, (n, 28, 28)).astype(np.uint8),
-            0x803,
-            compress=True,
-        )
-        write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels, 0x801, compress=True)
+def test_ctrl_c_during_train_exits_130_and_resumes(tmp_path, tiny_mnist):
+    folder = tiny_mnist
     cmd = [
         sys.executable,
         "-m",

@@ -13,20 +13,20 @@ def values(section):
 def test_section_1_bowl_is_exact():
     section = tour.quadratic_bowl()
     (row,) = section.rows
-    assert row.value == "2.9763" and row.agree
+    assert row.text == "2.9763" and row.agree and abs(row.value - 2.9763) <= 5e-5
     assert section.figure["trajectory"].shape == (16,)
 
 
 def test_section_2_only_2_1_diverges_and_bound_is_2():
     rows = tour.learning_rate().rows
-    assert rows[0].value == "2.1" and rows[0].agree
-    assert rows[1].value == "2" and rows[1].agree
+    assert rows[0].value == [2.1] and rows[0].text == "2.1" and rows[0].agree
+    assert abs(rows[1].value - 2) < 1e-4 and rows[1].agree
 
 
 def test_section_3_matches_the_numpy_loop():
     section = tour.batch_variants()
     assert all(r.agree for r in section.rows if r.agree is not None)
-    assert section.rows[0].value == "[1.961, 0.998]"
+    assert section.rows[0].text == "[1.961, 0.998]"
     runs = section.figure["runs"]
     assert len(runs["SGD B=1"]["path"]) == 301 and len(runs["full batch"]["path"]) == 61
 
@@ -34,7 +34,8 @@ def test_section_3_matches_the_numpy_loop():
 def test_section_4_noise_ball_exact_and_statistical():
     section = tour.noise_ball(seeds=32)
     rows = section.rows
-    assert rows[0].value == "0.182" and rows[1].value == "0.009"
+    assert rows[0].text == "0.182" and rows[1].text == "0.009"
+    assert rows[0].agree and rows[1].agree and rows[-1].agree  # the decayed ball is smaller
     spread = section.figure["spread"]
     const, decay = spread["constant η=0.1"], spread["η0/(1+γt), γ=0.01"]
     assert len(const) == 32
@@ -44,7 +45,7 @@ def test_section_4_noise_ball_exact_and_statistical():
 
 def test_section_5_momentum_beats_plain_gd():
     rows = values(tour.ravine())
-    steps = {k.split(", ")[-1]: int(v.value) for k, v in rows.items() if "steps to" in k}
+    steps = {k.split(", ")[-1]: v.value for k, v in rows.items() if "steps to" in k}
     assert rows["ravine: stability bound 2/λmax for plain GD"].agree
     assert steps["momentum 0.9 (η=0.035)"] < steps["GD (η=0.035)"]
     assert steps["Nesterov 0.9 (η=0.025)"] < steps["GD (η=0.035)"]
@@ -82,6 +83,29 @@ def test_section_9_batch_sizes():
     table = tour.batch_size(epochs=3).figure["table"]
     assert [b for b, *_ in table] == [8, 32, 128, 512]
     assert all(0.1 < acc <= 1 for _, _, acc, _ in table)
+
+
+def test_rows_decide_agreement_on_numbers_and_format_last():
+    near = tour.Row("q", 2.97629, 2.9763, 5e-5)
+    assert near.agree and near.text == "2.9763" and near.reference_text == "2.9763"
+    assert not tour.Row("q", 2.9762, 2.9763, 5e-5).agree  # prints alike at 3 digits, still off
+    assert tour.Row("q", [1.0, 2.0], [1.0, 2.1], 0.2).agree
+    assert not tour.Row("q", [1.0], [1.0, 2.0], 1.0).agree  # a missing element is a miss
+    below = tour.Row("err", 3e-7, 1e-4, rule="below", fmt="{:.1e}")
+    assert below.agree and below.reference_text == "< 1.0e-04"
+    assert not tour.Row("err", 2e-4, 1e-4, rule="below").agree
+    assert tour.Row("shown", 1.5).agree is None
+
+
+def test_every_section_has_a_figure_and_a_unique_file():
+    assert sorted(tour.SECTIONS) == list(range(1, 10))
+    assert len({s.png for s in tour.SECTIONS.values()}) == 9
+    assert all(s.number == n for n, s in tour.SECTIONS.items())
+
+
+def test_run_refuses_an_unknown_section(tmp_path):
+    with pytest.raises(ValueError, match="section 12 does not exist"):
+        tour.run([12], out=tmp_path, echo=lambda _: None)
 
 
 def test_run_writes_a_plot_per_section(tmp_path):

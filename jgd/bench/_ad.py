@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 import jgd
 from jgd.bench import _harness as hn
@@ -28,13 +27,8 @@ THEORY = {
 
 
 def _problem(hidden: int, batch: int = 64):
-    apply, params = jgd.models.functional(jgd.models.MLP(784, hidden, 10, rngs=nnx.Rngs(0)))
-    rng = np.random.default_rng(0)
-    data = (
-        jnp.asarray(rng.uniform(size=(batch, 784)), jnp.float32),
-        jnp.asarray(rng.integers(0, 10, batch), jnp.int32),
-    )
-    return jgd.models.classification_loss(apply), params, data
+    mlp = jgd.problems.mlp("synthetic", hidden=hidden, examples=batch)
+    return mlp.loss, mlp.params, jax.device_put(tuple(mlp.data))
 
 
 def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dict[str, Any]]:
@@ -77,10 +71,9 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dic
                     "peak_rss_mb": hn.peak_rss_mb() if reset else None,
                 }
             )
-            print(
+            hn.say(
                 f"  P={P:>8,} {mode:<17} {t.median * 1e3:10.2f} ms "
-                f"= {t.median / one:10.1f} forward passes",
-                flush=True,
+                f"= {t.median / one:10.1f} forward passes"
             )
     return rows
 
@@ -111,7 +104,7 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     hidden_p = [8, 16, 32] if quick else [8, 16, 32, 64]
     if tiny:
         hidden_all = hidden_p = [1, 2]
-    print("gradient cost per mode (MLP 784-h-10, batch 64):", flush=True)
+    hn.say("gradient cost per mode (MLP 784-h-10, batch 64):")
     costs = gradient_costs(hidden_all, hidden_p)
     slopes = {}
     for mode in jgd.MODES:

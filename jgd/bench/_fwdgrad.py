@@ -12,36 +12,29 @@ import pathlib
 from typing import Any
 
 import numpy as np
-import optax
-from flax import nnx
 
 import jgd
 from jgd.bench import _harness as hn
 
 
-def _digits():
+def _mnist_dir() -> str | None:
     for candidate in (os.environ.get("JGD_MNIST"), "../shared/data/mnist"):
         if candidate and (pathlib.Path(candidate) / "train-images-idx3-ubyte.gz").exists():
-            return jgd.data.real_digits(candidate)
-    return jgd.data.real_digits(None)
+            return candidate
+    return None
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
-    splits = jgd.data.real_digits(None) if tiny else _digits()
-    train, test = splits.train, splits.test
-    width = train.X.shape[1]
-    apply, params = jgd.models.functional(jgd.models.MLP(width, 128, 10, rngs=nnx.Rngs(0)))
-    loss = jgd.models.classification_loss(apply)
+    mlp = jgd.problems.mlp("real", mnist_dir=None if tiny else _mnist_dir())
+    width = mlp.data.X.shape[1]
     epochs = 1 if tiny else 2 if quick else 10
     settings = {"reverse": 0.05, "forward_gradient": 0.002}
     curves = {}
     for mode, lr in settings.items():
-        kwargs = dict(
-            optimizer=optax.sgd, learning_rate=lr, batch_size=64, epochs=epochs, key=0, mode=mode
-        )
-        jgd.fit(loss, params, tuple(train), **kwargs)  # compile outside the clock
-        result = jgd.fit(loss, params, tuple(train), **kwargs)
-        acc = jgd.models.accuracy(apply, result.params, test.X, test.y)
+        kwargs = dict(learning_rate=lr, batch_size=64, epochs=epochs, key=0, mode=mode)
+        mlp.fit(**kwargs)  # compile outside the clock
+        result = mlp.fit(**kwargs)
+        acc = mlp.accuracy(result.params)
         curves[mode] = {
             "lr": lr,
             "losses": result.losses,
@@ -49,10 +42,9 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
             "seconds_per_step": result.run_time / result.steps,
             "accuracy": acc,
         }
-        print(
+        hn.say(
             f"  {mode}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
-            f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}",
-            flush=True,
+            f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}"
         )
     table = hn.markdown(
         ["gradient", "lr", "steps", "ms per step", "final loss (last 50)", "test accuracy"],
@@ -69,8 +61,8 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
         ],
     )
     print(table)
-    results = {"quick": quick, "data": splits.name, "curves": curves}
-    text = f"MLP {width}-128-10 on {splits.name}, SGD, batch 64, {epochs} epochs.\n\n{table}"
+    results = {"quick": quick, "data": mlp.note, "curves": curves}
+    text = f"MLP {width}-128-10 on {mlp.note}, SGD, batch 64, {epochs} epochs.\n\n{table}"
     files = hn.write(out, "fwdgrad", results, text, [_figure(curves)])
     print("written:", ", ".join(str(f) for f in files))
     return results

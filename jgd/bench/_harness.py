@@ -22,6 +22,11 @@ from jgd import _io
 from jgd._timing import timeit
 
 
+def say(*parts: Any) -> None:
+    """A progress line of a benchmark, printed at once (benchmarks run for minutes)."""
+    print(*parts, flush=True)
+
+
 def reset_peak_rss() -> bool:
     """Resets the process's peak RSS (Linux); True when it could."""
     try:

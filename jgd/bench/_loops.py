@@ -16,8 +16,8 @@ times one whole pass over the order after its own warm-up (compiles happen in th
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +26,7 @@ import optax
 from flax import nnx
 
 import jgd
+from jgd import _compare, data, problems, timing
 
 LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "adam": 1e-3}
 BLOCK = 100  # steps per scan_steps block
@@ -40,16 +41,10 @@ def factory(name: str) -> Callable[..., optax.GradientTransformation]:
     }[name]
 
 
-def model(hidden: int = 128) -> tuple[Callable, dict]:
+def model(hidden: int = 128) -> tuple[Callable, Any]:
     """The seeds' loss (784-hidden-10 MLP, cross-entropy) and its initial params."""
-    apply, params = jgd.models.functional(jgd.models.MLP(784, hidden, 10, rngs=nnx.Rngs(0)))
-    return jgd.models.classification_loss(apply), params
-
-
-def _blocked(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - start
+    mlp = problems.mlp("synthetic", hidden=hidden, examples=1)
+    return mlp.loss, mlp.params
 
 
 def jgd_fit(X, y, order, name, hidden):
@@ -79,7 +74,7 @@ def scan_blocks(X, y, order, name, hidden):
             state, _ = steps(state, rows, last if i == len(blocks) - 1 else BLOCK)
         return state
 
-    return lambda: _blocked(run)
+    return lambda: timing.blocked(run)
 
 
 def with_data_loop(X, y, order, name, hidden):
@@ -94,7 +89,7 @@ def with_data_loop(X, y, order, name, hidden):
             state, _ = step(state, r)
         return state
 
-    return lambda: _blocked(run)
+    return lambda: timing.blocked(run)
 
 
 def naive_loop(X, y, order, name, hidden):
@@ -109,7 +104,7 @@ def naive_loop(X, y, order, name, hidden):
             state, _ = step(state, (Xd[r], yd[r]))
         return state
 
-    return lambda: _blocked(run)
+    return lambda: timing.blocked(run)
 
 
 def optax_scan(X, y, order, name, hidden):
@@ -127,7 +122,7 @@ def optax_scan(X, y, order, name, hidden):
         return jax.lax.scan(body, (params, opt_state), rows)
 
     Xd, yd = jax.device_put((X, y))
-    return lambda: _blocked(
+    return lambda: timing.blocked(
         lambda: run(params, opt.init(params), Xd, yd, jax.device_put(order.astype(np.int32)))
     )
 
@@ -153,11 +148,12 @@ def nnx_loop(X, y, order, name, hidden):
             loss = train_step(net, optimizer, Xd[r], yd[r])
         return loss
 
-    return lambda: _blocked(run)
+    return lambda: timing.blocked(run)
 
 
 def torch_loop(X, y, order, name, hidden, compile: bool = False):
-    """The seeds' PyTorch loop (SGD, with momentum); None without torch or for Adam."""
+    """The seeds' PyTorch loop (SGD, with momentum) through the one comparison's ``Race``; None
+    without torch or for Adam (issue 16 brings the other torch optimizers)."""
     if name == "adam":
         return None
     try:
@@ -166,18 +162,14 @@ def torch_loop(X, y, order, name, hidden, compile: bool = False):
         torch = torch_baseline.require_torch()
     except ImportError:
         return None
-    momentum = 0.9 if name == "momentum" else 0.0
     if compile:
         torch._dynamo.reset()
-
-    def once():
-        torch.manual_seed(0)
-        net = torch_baseline.Net(784, hidden, 10)
-        return torch_baseline.train(
-            net, X, y, order, lr=LEARNING_RATES[name], momentum=momentum, compile=compile
-        )["seconds"]
-
-    return once
+    mlp = problems.mlp("synthetic", hidden=hidden, examples=1)._replace(data=data.Dataset(X, y))
+    momentum = 0.9 if name == "momentum" else 0.0
+    race = _compare.Race(
+        mlp, order, hidden=hidden, lr=LEARNING_RATES[name], momentum=momentum, compile=compile
+    )
+    return lambda: race.torch().seconds
 
 
 CONTENDERS = {

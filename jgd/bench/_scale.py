@@ -8,50 +8,24 @@ overhead costs. On a machine with several GPUs the same command measures real sc
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 from jgd.bench import _harness as hn
-
-_SCRIPT = """
-import json, jax, numpy as np, optax, jgd
-from flax import nnx
-rng = np.random.default_rng(0)
-X = rng.uniform(size=(8192, 784)).astype(np.float32)
-y = rng.integers(0, 10, 8192).astype(np.int32)
-apply, params = jgd.models.functional(jgd.models.MLP(rngs=nnx.Rngs(0)))
-loss = jgd.models.classification_loss(apply)
-mesh = jgd.data_mesh()
-out = {"devices": len(jax.devices()), "platform": jax.devices()[0].platform}
-for batch in BATCHES:
-    order = rng.integers(0, 8192, size=(STEPS, batch))
-    kw = dict(optimizer=optax.sgd, learning_rate=0.01, order=order, mesh=mesh)
-    jgd.fit(loss, params, (X, y), **kw)
-    times = [jgd.fit(loss, params, (X, y), **kw).run_time for _ in range(3)]
-    out[str(batch)] = STEPS / float(np.median(times))
-print(json.dumps(out))
-"""
+from jgd.bench._worker import run_in_fresh_process
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     counts = [1, 2] if tiny else [1, 2, 4] if quick else [1, 2, 4, 8]
     batches = [8] if tiny else [64, 512] if quick else [64, 256, 1024]
     steps = 10 if tiny else 100 if quick else 300
-    script = _SCRIPT.replace("BATCHES", repr(batches)).replace("STEPS", str(steps))
+    job = {"plan": [[b, steps] for b in batches], "mesh": True}
     rows = []
     for n in counts:
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-        )
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+        result = run_in_fresh_process(job, env)
         rows.append(result)
-        print(
-            f"  {n} devices: " + ", ".join(f"B={b} {result[str(b)]:,.0f} steps/s" for b in batches),
-            flush=True,
+        hn.say(
+            f"  {n} devices: " + ", ".join(f"B={b} {result[str(b)]:,.0f} steps/s" for b in batches)
         )
     table = hn.markdown(
         ["devices", *[f"B={b} steps/s" for b in batches], *[f"B={b} vs 1 device" for b in batches]],

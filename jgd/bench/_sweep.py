@@ -11,60 +11,47 @@ import functools
 from typing import Any
 
 import numpy as np
-import optax
-from flax import nnx
 
 import jgd
 from jgd.bench import _harness as hn
 
 
 def _problems():
-    line = jgd.data.line()
-    line_loss = jgd.per_example(lambda th, ex: jgd.losses.squared_error(ex[0] @ th, ex[1]))
-    digits = jgd.data.digits("train")
-    apply, params = jgd.models.functional(jgd.models.MLP(64, 128, 10, rngs=nnx.Rngs(0)))
+    ball, mlp = jgd.problems.noise_ball(), jgd.problems.mlp("digits")
     return {
         "noise ball (P=2, B=1, 4000 steps)": (
-            line_loss,
-            np.array([-1.0, -1.0], np.float32),
-            line,
+            ball,
             {"batch_size": 1, "epochs": 40},
             np.geomspace(0.01, 0.2, 64),
         ),
         "MLP 64-128-10 on digits (B=32, 5 epochs)": (
-            jgd.models.classification_loss(apply),
-            params,
-            tuple(digits),
+            mlp,
             {"batch_size": 32, "epochs": 5},
             np.geomspace(0.005, 0.5, 64),
         ),
     }
 
 
-def _interleaved(sweep, single, rounds: int) -> tuple[float, float]:
-    """Median run times of a sweep and of one run, alternated (after a warm-up of each)."""
-    sweep(), single()
-    times = [(sweep().run_time, single().run_time) for _ in range(rounds)]
-    return float(np.median([t[0] for t in times])), float(np.median([t[1] for t in times]))
+def _run_time(run, learning_rate, plan) -> float:
+    return run(learning_rate=learning_rate, key=0, **plan).run_time
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     Ks = [1, 2] if tiny else [1, 4, 16] if quick else [1, 4, 16, 64]
     rounds = 1 if tiny else 7
     rows = []
-    for name, (loss, params, data, plan, rates) in _problems().items():
+    for name, (problem, plan, rates) in _problems().items():
         for K in Ks:
             lrs = [float(r) for r in rates[:: len(rates) // K][:K]]
-            common = dict(optimizer=optax.sgd, key=0, **plan)
-            args = (loss, params, data)
-            swept, single = _interleaved(
-                functools.partial(jgd.sweep, *args, learning_rate=lrs, **common),
-                functools.partial(jgd.fit, *args, learning_rate=lrs[0], **common),
-                rounds,
+            times = jgd.timing.interleaved(
+                {
+                    "sweep": functools.partial(_run_time, problem.sweep, lrs, plan),
+                    "one": functools.partial(_run_time, problem.fit, lrs[0], plan),
+                },
+                rounds=rounds,
             )
-            sequential = sum(
-                jgd.fit(loss, params, data, learning_rate=lr, **common).run_time for lr in lrs
-            )
+            swept, single = times["sweep"].median, times["one"].median
+            sequential = sum(problem.fit(learning_rate=lr, key=0, **plan).run_time for lr in lrs)
             rows.append(
                 {
                     "problem": name,
@@ -75,10 +62,9 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
                     "sweep_over_single": swept / single,
                 }
             )
-            print(
+            hn.say(
                 f"  {name}: K={K:>3} sweep {swept * 1e3:8.1f} ms, {K} fits "
-                f"{sequential * 1e3:8.1f} ms, sweep / one run {swept / single:5.2f}x",
-                flush=True,
+                f"{sequential * 1e3:8.1f} ms, sweep / one run {swept / single:5.2f}x"
             )
     table = hn.markdown(
         ["problem", "K", "one sweep (ms)", "K fits (ms)", "speed-up", "sweep / one run"],

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from jgd import problems, timing
 from jgd.bench import _harness as hn
 from jgd.bench import _loops
 
@@ -34,32 +35,21 @@ def flops_per_step(batch: int, hidden: int = 128) -> int:
     return 4 * batch * 784 * hidden + 6 * batch * hidden * 10
 
 
-def _data():
-    rng = np.random.default_rng(0)
-    X = rng.uniform(size=(N_EXAMPLES, 784)).astype(np.float32)
-    y = rng.integers(0, 10, N_EXAMPLES).astype(np.int32)
-    return X, y
-
-
 def measure(batch, steps, name, rounds, hidden=128, contenders=None) -> dict[str, float | None]:
     """Median steps per second of each contender, interleaved over ``rounds`` (+1 warm-up)."""
-    X, y = _data()
+    X, y = problems.mlp("synthetic", examples=N_EXAMPLES).data
     order = np.random.default_rng(batch).integers(0, N_EXAMPLES, size=(steps, batch))
     chosen = contenders or list(_loops.CONTENDERS)
     runs = {c: _loops.CONTENDERS[c](X, y, order, name, hidden) for c in chosen}
-    runs = {c: once for c, once in runs.items() if once is not None}
-    times: dict[str, list[float]] = {c: [] for c in runs}
-    for r in range(rounds + 1):
-        for c, once in runs.items():
-            seconds = once()
-            if r:  # round 0 compiles and warms up
-                times[c].append(seconds)
-    return {c: steps / float(np.median(times[c])) if c in times else None for c in chosen}
+    times = timing.interleaved(
+        {c: once for c, once in runs.items() if once is not None}, rounds=rounds
+    )
+    return {c: times[c].rate(steps) if c in times else None for c in chosen}
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     gflops = hn.matmul_gflops(256 if tiny else 2048)
-    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s", flush=True)
+    hn.say(f"float32 matmul rate: {gflops:.1f} GFLOP/s")
     if tiny:
         plan, optimizers, rounds, hidden = {1: 20, 64: 10}, ["sgd"], 1, 8
     elif quick:
@@ -79,7 +69,7 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
                 {"optimizer": name, "batch": batch, "steps": steps, "limit": limit, **rates}
             )
             shown = ", ".join(f"{c} {v:,.0f}/s" for c, v in rates.items() if v)
-            print(f"  {name} B={batch:>5}: {shown}", flush=True)
+            hn.say(f"  {name} B={batch:>5}: {shown}")
     parity = _parity(plan, optimizers, 1 if tiny else 11, hidden)
     table = _table(rows, gflops, rounds) + "\n\n" + _parity_table(parity)
     print(table)
@@ -104,7 +94,7 @@ def _parity(plan: dict, optimizers: list, rounds: int, hidden: int) -> list[dict
             contenders = ["jgd.fit", "optax lax.scan"]
             rates = measure(batch, plan[batch], name, rounds, hidden, contenders)
             cells.append({"optimizer": name, "batch": batch, "rounds": rounds, **rates})
-            print(f"  parity {name} B={batch}: {rates}", flush=True)
+            hn.say(f"  parity {name} B={batch}: {rates}")
     return cells
 
 

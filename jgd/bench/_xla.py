@@ -8,15 +8,13 @@ the step is overhead-bound (1) and matmul-bound (64, 1024).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
 
 from jgd.bench import _harness as hn
+from jgd.bench._worker import run_in_fresh_process
 
 SETTINGS = {
     "default": "",
@@ -28,23 +26,6 @@ SETTINGS = {
     "xnn fusion: dot, eltwise, reduce": "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce",
 }
 
-_SCRIPT = """
-import json, numpy as np, optax, jgd
-from jgd.bench import _loops
-rng = np.random.default_rng(0)
-X = rng.uniform(size=(8192, 784)).astype(np.float32)
-y = rng.integers(0, 10, 8192).astype(np.int32)
-loss, params = _loops.model(HIDDEN)
-out = {}
-for batch, steps in PLAN:
-    order = rng.integers(0, 8192, size=(steps, batch))
-    kw = dict(optimizer=optax.sgd, learning_rate=0.01, order=order)
-    jgd.fit(loss, params, (X, y), **kw)
-    times = [jgd.fit(loss, params, (X, y), **kw).run_time for _ in range(3)]
-    out[str(batch)] = steps / float(np.median(times))
-print(json.dumps(out))
-"""
-
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     if tiny:
@@ -52,17 +33,13 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     else:
         plan = [(1, 1000), (64, 200), (1024, 30)] if quick else [(1, 3000), (64, 600), (1024, 80)]
         rounds, hidden, settings = (2 if quick else 5), 128, list(SETTINGS)
-    script = _SCRIPT.replace("PLAN", repr(plan)).replace("HIDDEN", str(hidden))
+    job = {"plan": plan, "hidden": hidden}
     samples: dict[str, list[dict[str, float]]] = {s: [] for s in settings}
     for r in range(rounds):
         for name in settings:
             flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), SETTINGS[name]) if f)
-            env = {**os.environ, "XLA_FLAGS": flags}
-            done = subprocess.run(
-                [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-            )
-            samples[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"  round {r + 1}, {name}: {samples[name][-1]}", flush=True)
+            samples[name].append(run_in_fresh_process(job, {"XLA_FLAGS": flags}))
+            hn.say(f"  round {r + 1}, {name}: {samples[name][-1]}")
     batches = [str(b) for b, _ in plan]
     medians = {
         name: {b: float(np.median([s[b] for s in runs])) for b in batches}

@@ -2,6 +2,7 @@
 
 from jgd.data._digits import DigitSplits, digits, real_digits
 from jgd.data._mnist import MNISTError, default_dir, download_mnist, mnist, read_idx
+from jgd.data._order import epoch_order
 from jgd.data._synthetic import Dataset, line, logistic
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "default_dir",
     "digits",
     "download_mnist",
+    "epoch_order",
     "line",
     "logistic",
     "mnist",

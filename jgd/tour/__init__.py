@@ -1,7 +1,10 @@
 """The tour: the seeds' whole lesson, run by jgd, measured and drawn (``jgd tour``).
 
-``run()`` executes the sections (``SECTIONS``), prints each one's numbers beside the seeds' own,
-draws one PNG per section, and ends with a table of everything compared.
+One module per section (``_s1_bowl`` ... ``_s9_batch_size``), each holding its computation (a
+function returning a ``Section``) and its figure (``draw``) side by side. Every checked number is
+a ``Row`` with its reference and tolerance; agreement is decided on numbers, text is made last.
+``run()`` executes the sections, prints each one's numbers beside the seeds' own, draws one PNG
+per section, and ends with the table of every check.
 """
 
 from __future__ import annotations
@@ -11,37 +14,42 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from jgd.tour._sections import (
-    SECTIONS,
-    Row,
-    Section,
-    batch_size,
-    batch_variants,
-    gradient_modes,
-    learning_rate,
-    logistic_and_init,
-    noise_ball,
-    pytorch_model,
-    quadratic_bowl,
-    ravine,
+from jgd.tour import (
+    _s1_bowl,
+    _s2_learning_rate,
+    _s3_batch_variants,
+    _s4_noise_ball,
+    _s5_ravine,
+    _s6_logistic,
+    _s7_gradient_modes,
+    _s8_pytorch,
+    _s9_batch_size,
 )
+from jgd.tour._report import Row, Section, Spec, section_text, summary
 
-__all__ = [
-    "SECTIONS",
-    "Row",
-    "Section",
-    "TourResult",
-    "batch_size",
-    "batch_variants",
-    "gradient_modes",
-    "learning_rate",
-    "logistic_and_init",
-    "noise_ball",
-    "pytorch_model",
-    "quadratic_bowl",
-    "ravine",
-    "run",
-]
+SECTIONS: dict[int, Spec] = {
+    spec.number: spec
+    for spec in (
+        _s1_bowl.SPEC,
+        _s2_learning_rate.SPEC,
+        _s3_batch_variants.SPEC,
+        _s4_noise_ball.SPEC,
+        _s5_ravine.SPEC,
+        _s6_logistic.SPEC,
+        _s7_gradient_modes.SPEC,
+        _s8_pytorch.SPEC,
+        _s9_batch_size.SPEC,
+    )
+}
+quadratic_bowl = _s1_bowl.quadratic_bowl
+learning_rate = _s2_learning_rate.learning_rate
+batch_variants = _s3_batch_variants.batch_variants
+noise_ball = _s4_noise_ball.noise_ball
+ravine = _s5_ravine.ravine
+logistic_and_init = _s6_logistic.logistic_and_init
+gradient_modes = _s7_gradient_modes.gradient_modes
+pytorch_model = _s8_pytorch.pytorch_model
+batch_size = _s9_batch_size.batch_size
 
 
 class TourResult(NamedTuple):
@@ -72,6 +80,9 @@ def run(
       echo: where the text goes.
     """
     numbers = sorted(SECTIONS) if sections is None else list(sections)
+    for n in numbers:
+        if n not in SECTIONS:
+            raise ValueError(f"section {n!r} does not exist; the tour has {sorted(SECTIONS)}.")
     out = pathlib.Path(out)
     if plots:
         out.mkdir(parents=True, exist_ok=True)
@@ -79,42 +90,34 @@ def run(
     start = time.perf_counter()
     done, files = [], []
     for n in numbers:
-        t0 = time.perf_counter()
-        fn = SECTIONS[n]
-        section = fn(mnist_dir) if n in (8, 9) else fn()
+        spec, t0 = SECTIONS[n], time.perf_counter()
+        section = spec.compute(mnist_dir) if spec.uses_mnist else spec.compute()
         done.append(section)
-        echo(_section_text(section, time.perf_counter() - t0))
+        echo(section_text(section, time.perf_counter() - t0))
         if plots:
-            files.append(draw(section, out))
+            files.append(draw(spec, section, out))
     seconds = time.perf_counter() - start
-    echo(_summary(done))
+    echo(summary(done))
     if files:
         echo("plots written:\n" + "\n".join(f"  {f}" for f in files))
     echo(f"tour finished in {seconds:.1f}s")
     return TourResult(done, files, seconds)
 
 
-def _section_text(section: Section, seconds: float) -> str:
-    lines = [f"\n== {section.number}. {section.title}  ({seconds:.1f}s)"]
-    for row in section.rows:
-        ref = f"   [{row.source}: {row.reference}]" if row.reference else ""
-        lines.append(f"  {row.quantity}: {row.value}{ref}")
-    lines += ["  " + note.replace("\n", "\n  ") for note in section.notes]
-    return "\n".join(lines)
-
-
-def _summary(sections: list[Section]) -> str:
-    rows = [(s.number, r) for s in sections for r in s.rows if r.agree is not None]
-    if not rows:
-        return ""
-    w = max(len(r.quantity) for _, r in rows)
-    w = min(w, 78)
-    head = f"\n{'#':>2}  {'quantity':<{w}}  {'reference':>28}  {'jgd':>20}  agree"
-    lines = [head, "-" * len(head.strip("\n"))]
-    for n, r in rows:
-        ref = f"{r.reference} ({r.source})" if r.source != "seed" else r.reference
-        mark = "yes" if r.agree else "NO"
-        lines.append(f"{n:>2}  {r.quantity[:w]:<{w}}  {ref[:28]:>28}  {r.value[:20]:>20}  {mark}")
-    agreed = sum(r.agree for _, r in rows)
-    lines.append(f"{agreed}/{len(rows)} comparisons agree")
-    return "\n".join(lines)
+__all__ = [
+    "SECTIONS",
+    "Row",
+    "Section",
+    "Spec",
+    "TourResult",
+    "batch_size",
+    "batch_variants",
+    "gradient_modes",
+    "learning_rate",
+    "logistic_and_init",
+    "noise_ball",
+    "pytorch_model",
+    "quadratic_bowl",
+    "ravine",
+    "run",
+]
