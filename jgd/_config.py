@@ -107,6 +107,7 @@ def configure(
     _errors.finite_params("params", given.params if given else params)
     leaves = jax.tree_util.tree_leaves(given.params if given else params)
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
+    _optim.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
     m = _batching.num_examples(data)
     _batching.check_finite(data)
     plan = _batching.make_plan(m, batch_size, epochs, order)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -181,6 +182,35 @@ def check_representable(hyperparams: dict[str, Any], dtype: Any) -> None:
                 f"{name}={float(value):.3g} overflows {jnp.dtype(dtype).name} (largest "
                 f"{largest:.3g}), the params' dtype the optimizer computes in."
             )
+
+
+def check_schedule_precision(schedule: Any, dtype: Any) -> None:
+    """Warns when a schedule returns rates less precise than the params (``optax``'s
+    ``exponential_decay`` returns float32 even in a float64 run: every rate is rounded to
+    float32, 6e-8 relative, which a float64 replay of PyTorch shows)."""
+    if not callable(schedule) or isinstance(schedule, _PYTREE_SCHEDULES):
+        return
+    try:
+        out = jax.eval_shape(schedule, jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception:  # a schedule that cannot be traced abstractly: fit reports it when it runs
+        return
+    got = getattr(out, "dtype", None)
+    if (
+        got is None
+        or not jnp.issubdtype(got, jnp.floating)
+        or not jnp.issubdtype(dtype, jnp.floating)
+    ):
+        return
+    if jnp.finfo(got).bits < jnp.finfo(dtype).bits:
+        warnings.warn(
+            f"learning_rate={_errors.describe(schedule)} returns {jnp.dtype(got).name} rates for "
+            f"{jnp.dtype(dtype).name} params: each rate is rounded to {jnp.dtype(got).name}. "
+            f"Write the schedule in {jnp.dtype(dtype).name} (e.g. jnp.asarray(rate, "
+            f"jnp.{jnp.dtype(dtype).name})), or replay a torch scheduler with "
+            "jgd.torch_baseline.to_optax, which keeps the params' dtype.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def as_arrays(hyperparams: dict[str, Any], dtype: Any) -> dict[str, Any]:

@@ -81,6 +81,8 @@ def train(
     lr: float = 0.01,
     momentum: float = 0.0,
     nesterov: bool = False,
+    optimizer: Any = None,
+    scheduler: Any = None,
     compile: bool = False,
     dtype: Any = np.float32,
 ) -> dict[str, Any]:
@@ -90,7 +92,10 @@ def train(
       model: a ``torch.nn.Module`` producing logits.
       X, y: float32 inputs and int labels (host arrays; converted to tensors once).
       order: int array (steps, batch_size) of example indices, one row per step.
-      lr, momentum, nesterov: ``torch.optim.SGD``'s arguments.
+      lr, momentum, nesterov: ``torch.optim.SGD``'s arguments, when ``optimizer`` is None.
+      optimizer: any ``torch.optim`` optimizer over ``model``'s parameters (then ``lr``,
+        ``momentum`` and ``nesterov`` are not used).
+      scheduler: a ``torch.optim.lr_scheduler`` of ``optimizer``, stepped once after every step.
       compile: wrap the model in ``torch.compile`` (compiled before timing starts).
       dtype: the inputs' dtype (``np.float64`` with a ``model.double()``).
 
@@ -102,7 +107,8 @@ def train(
     Xt, yt = torch.as_tensor(np.asarray(X, dtype)), torch.as_tensor(np.asarray(y, np.int64))
     rows = torch.as_tensor(np.asarray(order, np.int64))
     criterion = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov)
     forward = model
     compile_seconds = 0.0
     if compile:
@@ -119,6 +125,151 @@ def train(
         loss = criterion(outputs, yt[idx])
         loss.backward()  # <-- backprop (AD)
         optimizer.step()  # <-- gradient descent update
+        if scheduler is not None:
+            scheduler.step()
         losses[t] = loss.detach()
     seconds = time.perf_counter() - start
     return {"losses": losses.numpy(), "seconds": seconds, "compile_seconds": compile_seconds}
+
+
+# --- a torch optimizer (and scheduler) as an optax transformation -----------------------------
+
+_IMPLEMENTATION = {"foreach", "fused", "capturable", "differentiable"}  # do not change the math
+_RULES = {  # class name: the options whose math to_optax replays
+    "SGD": {"lr", "momentum", "dampening", "weight_decay", "nesterov"},
+    "Adam": {"lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"},
+    "AdamW": {"lr", "betas", "eps", "weight_decay", "amsgrad"},
+    "RMSprop": {"lr", "alpha", "eps", "weight_decay", "momentum", "centered"},
+    "Adagrad": {"lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"},
+}
+
+
+def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int) -> Any:
+    """A ``torch.optim`` optimizer (and scheduler) as an optax transformation that replays it.
+
+    ``jgd.fit(..., optimizer=to_optax(opt, sched, steps=T), order=order)`` takes the same steps as
+    the torch loop ``opt.step(); sched.step()`` over the same batches. Supported: SGD (momentum,
+    dampening, nesterov, weight_decay), Adam (betas, eps, weight_decay, amsgrad), AdamW, RMSprop
+    (alpha, eps, centered, momentum, weight_decay) and Adagrad (lr_decay,
+    initial_accumulator_value, eps, weight_decay), with one param group. The learning rates are
+    read by stepping a copy of ``optimizer`` and ``scheduler`` ``steps`` times from their current
+    state (so any scheduler stepped once per step works: LambdaLR, OneCycleLR, ...); after
+    ``steps`` the last rate holds. Call it before training the torch side.
+
+    Each rule is made of optax pieces where optax has the same rule, by hand where it differs
+    (``jgd/_torch_rules.py`` says where); docs/torch_optax.md lists them side by side.
+
+    Raises:
+      ValueError: several param groups, an optimizer that has already stepped, an option
+        changed from its default that is not replayed (``maximize=True``), a scheduler that needs
+        a metric (ReduceLROnPlateau) or belongs to another optimizer, ``steps`` < 1.
+      TypeError: an optimizer class that is not supported.
+    """
+    import optax
+
+    from jgd import _errors, _torch_rules
+
+    steps = _errors.positive_int("steps", steps)
+    name = type(optimizer).__name__
+    if name not in _RULES or not hasattr(optimizer, "param_groups"):
+        raise TypeError(
+            f"optimizer={name} is not supported; to_optax replays torch.optim {sorted(_RULES)}."
+        )
+    group = _one_group(optimizer, name)
+    track = {"SGD": "momentum", "Adam": "betas", "AdamW": "betas", "RMSprop": "momentum"}.get(name)
+    rates, tracked = _schedule(optimizer, scheduler, steps, track)
+    varies = tracked is not None and bool(np.ptp(tracked) > 0)
+    if varies and name == "RMSprop":
+        raise ValueError(
+            f"scheduler={type(scheduler).__name__} changes RMSprop's momentum from step to step, "
+            "which to_optax does not replay; pass cycle_momentum=False."
+        )
+    wd = float(group.get("weight_decay", 0.0))
+    decay = [optax.add_decayed_weights(wd)] if wd else []
+    if name == "SGD":
+        mu, damp, nesterov = float(group["momentum"]), float(group["dampening"]), group["nesterov"]
+        if not (mu or varies):
+            rule = []
+        elif damp or varies:
+            rule = [_torch_rules.dampened_trace(tracked, damp, bool(nesterov))]
+        else:
+            rule = [optax.trace(decay=mu, nesterov=bool(nesterov))]
+        parts = decay + rule
+    elif name in ("Adam", "AdamW"):
+        b1, b2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        if group["amsgrad"] or varies:
+            adam = _torch_rules.torch_adam(tracked, b2, eps, bool(group["amsgrad"]))
+        else:
+            adam = optax.scale_by_adam(b1, b2, eps)
+        decoupled = name == "AdamW" or group.get("decoupled_weight_decay", False)
+        parts = [adam, *decay] if decoupled else [*decay, adam]  # AdamW: p(1 - ηλ), after Adam
+    elif name == "RMSprop":
+        kind = optax.scale_by_stddev if group["centered"] else optax.scale_by_rms
+        scale = kind(decay=float(group["alpha"]), eps=float(group["eps"]), eps_in_sqrt=False)
+        momentum = float(group["momentum"])
+        parts = [*decay, scale] + ([optax.trace(decay=momentum)] if momentum else [])
+    else:  # Adagrad: the rate decays as lr / (1 + (t - 1) lr_decay), t counted from 1
+        rates = rates / (1 + np.arange(steps) * float(group["lr_decay"]))
+        init = float(group["initial_accumulator_value"])
+        parts = [*decay, _torch_rules.torch_adagrad(init, float(group["eps"]))]
+    return optax.chain(*parts, _torch_rules.scale_by_rates(rates))
+
+
+def _one_group(optimizer: Any, name: str) -> dict[str, Any]:
+    import inspect
+
+    if len(optimizer.param_groups) != 1:
+        raise ValueError(
+            f"{name} has {len(optimizer.param_groups)} param groups; to_optax replays one "
+            "(per-parameter options are not supported)."
+        )
+    if any(float(st.get("step", 0)) > 0 for st in optimizer.state.values()):
+        raise ValueError(f"{name} has already taken steps; pass a fresh optimizer to to_optax.")
+    group = optimizer.param_groups[0]
+    defaults = {
+        k: v.default for k, v in inspect.signature(type(optimizer).__init__).parameters.items()
+    }
+    for key, value in group.items():
+        if key == "params" or key in _RULES[name] or key in _IMPLEMENTATION:
+            continue
+        if key in defaults and value != defaults[key]:
+            raise ValueError(f"{name}({key}={value!r}) is not supported by to_optax.")
+    return group
+
+
+def _schedule(
+    optimizer: Any, scheduler: Any, steps: int, track: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each step's learning rate, and each step's ``track`` (momentum, or β₁ of ``betas``), read
+    off a copy of optimizer and scheduler stepped ``steps`` times."""
+    import copy
+    import warnings
+
+    def tracked(group: dict[str, Any]) -> float:
+        value = group[track]
+        return float(value[0] if track == "betas" else value)
+
+    if scheduler is None:
+        group = optimizer.param_groups[0]
+        fixed = None if track is None else np.full(steps, tracked(group))
+        return np.full(steps, float(group["lr"])), fixed
+    kind = type(scheduler).__name__
+    if kind == "ReduceLROnPlateau" or not hasattr(scheduler, "get_last_lr"):
+        raise ValueError(
+            f"scheduler={kind} needs a metric to step (or is not a torch lr_scheduler); "
+            "to_optax replays schedulers stepped once per step without arguments."
+        )
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(f"scheduler={kind} belongs to another optimizer than the one given.")
+    opt, sched = copy.deepcopy((optimizer, scheduler))  # one deepcopy: sched keeps opt
+    rates, other = np.empty(steps), np.empty(steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no gradients: opt.step() changes nothing
+        for t in range(steps):
+            group = opt.param_groups[0]
+            rates[t] = float(group["lr"])
+            other[t] = tracked(group) if track is not None else 0.0
+            opt.step()
+            sched.step()
+    return rates, (other if track is not None else None)
