@@ -15,12 +15,10 @@ the tests check this step for step.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 from typing import Any, NamedTuple
 
 import numpy as np
-import optax
 
 from jgd import _timing, models, problems
 
@@ -34,15 +32,58 @@ class Side(NamedTuple):
     compile_seconds: float = 0.0  # what this call spent compiling (0 once warm)
 
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULERS = ("none", "step", "cosine", "exponential", "inverse-time")
+
+
+def torch_optimizer(name: str, params: Any, *, lr: float, momentum: float, nesterov: bool) -> Any:
+    """The torch optimizer ``name`` over ``params`` (momentum: SGD and RMSprop; nesterov: SGD)."""
+    import torch
+
+    optim = torch.optim
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, momentum=momentum)
+    return {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[name](params, lr=lr)
+
+
+def torch_scheduler(name: str, optimizer: Any, steps: int) -> Any:
+    """The torch scheduler ``name`` over a run of ``steps``: StepLR (halving three times),
+    CosineAnnealingLR, ExponentialLR (to 1% at the end), LambdaLR η₀/(1 + γt) with γ = 0.01."""
+    import torch
+
+    sched = torch.optim.lr_scheduler
+    if name == "none":
+        return None
+    if name == "step":
+        return sched.StepLR(optimizer, step_size=max(1, steps // 4), gamma=0.5)
+    if name == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=steps)
+    if name == "exponential":
+        return sched.ExponentialLR(optimizer, gamma=0.01 ** (1 / steps))
+    return sched.LambdaLR(optimizer, _inverse_time)
+
+
+def _inverse_time(
+    t: int,
+) -> float:  # the seeds' η₀/(1 + γt), γ = 0.01 (a module function: picklable)
+    return 1 / (1 + 0.01 * t)
+
+
 class Race:
     """jgd and PyTorch ready to train ``problem``'s data on the batches ``order``, from one init.
+
+    The torch side is the seeds' loop with a torch optimizer and scheduler; the jgd side replays
+    the same optimizer and scheduler through ``jgd.torch_baseline.to_optax``.
 
     Args:
       problem: a classifier problem (``jgd.problems.mlp``): its data, test set and loss are used;
         its params are replaced by PyTorch's init of the same shape.
       order: (steps, batch) example indices, one row per step, for both sides.
       hidden, seed, activation: the net (``torch.manual_seed(seed)``, then ``Net``).
-      lr, momentum, nesterov: SGD on both sides.
+      optimizer, scheduler: one of ``OPTIMIZERS`` and of ``SCHEDULERS``.
+      lr, momentum, nesterov: the optimizer's rate; momentum for SGD and RMSprop, Nesterov for SGD.
       compile: run PyTorch's side through ``torch.compile`` (compiled before its clock starts).
     """
 
@@ -54,13 +95,22 @@ class Race:
         hidden: int = 128,
         seed: int = 0,
         activation: str = "relu",
+        optimizer: str = "sgd",
+        scheduler: str = "none",
         lr: float = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
         compile: bool = False,
     ):
-        from jgd import torch_baseline
+        from jgd import _errors, torch_baseline
 
+        _errors.one_of("optimizer", optimizer, OPTIMIZERS)
+        _errors.one_of("scheduler", scheduler, SCHEDULERS)
+        if (momentum and optimizer not in ("sgd", "rmsprop")) or (nesterov and optimizer != "sgd"):
+            raise ValueError(
+                f"momentum={momentum}, nesterov={nesterov} do not apply to "
+                f"optimizer={optimizer!r}; momentum is SGD's and RMSprop's, nesterov SGD's."
+            )
         torch = torch_baseline.require_torch()
         X = problem.data[0]
         torch.manual_seed(seed)
@@ -69,12 +119,20 @@ class Race:
             self.net = self.net.double()
         self.problem = problem._replace(params=models.functional(models.from_torch(self.net))[1])
         self.order = np.asarray(order)
-        self.lr, self.momentum, self.nesterov, self.compile = lr, momentum, nesterov, compile
+        self.names = (optimizer, scheduler)
+        self.options = {"lr": lr, "momentum": momentum, "nesterov": nesterov}
+        self.compile = compile
+
+    def _torch_pair(self, net: Any) -> tuple[Any, Any]:
+        opt = torch_optimizer(self.names[0], net.parameters(), **self.options)
+        return opt, torch_scheduler(self.names[1], opt, len(self.order))
 
     def jgd(self) -> Side:
         """``jgd.fit`` over ``order`` (its run time: compile excluded)."""
-        opt = functools.partial(optax.sgd, momentum=self.momentum or None, nesterov=self.nesterov)
-        r = self.problem.fit(optimizer=opt, learning_rate=self.lr, order=self.order)
+        from jgd import torch_baseline
+
+        tx = torch_baseline.to_optax(*self._torch_pair(self.net), steps=len(self.order))
+        r = self.problem.fit(optimizer=tx, order=self.order)
         return Side(np.asarray(r.losses), r.run_time, r.params, r.compile_time)
 
     def torch(self) -> Side:
@@ -82,15 +140,15 @@ class Race:
         from jgd import torch_baseline
 
         net = copy.deepcopy(self.net)
+        opt, sched = self._torch_pair(net)
         X, y = self.problem.data
         out = torch_baseline.train(
             net,
             X,
             y,
             self.order,
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
+            optimizer=opt,
+            scheduler=sched,
             compile=self.compile,
             dtype=np.asarray(X).dtype,
         )
@@ -112,6 +170,7 @@ class Comparison(NamedTuple):
     jgd_steps_per_second: float
     torch_steps_per_second: float
     jgd_compile_seconds: float
+    rule: str = ""  # the optimizer and scheduler, as torch names them
 
 
 def compare(race: Race, *, rounds: int = 1) -> Comparison:
@@ -148,7 +207,19 @@ def compare(race: Race, *, rounds: int = 1) -> Comparison:
         jgd_steps_per_second=times["jgd"].rate(steps),
         torch_steps_per_second=times["torch"].rate(steps),
         jgd_compile_seconds=compiled["jgd"],
+        rule=_rule(race),
     )
+
+
+def _rule(race: Race) -> str:
+    opt, sched = race._torch_pair(copy.deepcopy(race.net))
+    text = (
+        type(opt).__name__
+        + "("
+        + ", ".join(f"{k}={v}" for k, v in race.options.items() if v and k in opt.defaults)
+        + ")"
+    )
+    return text + (f" + {type(sched).__name__}" if sched is not None else "")
 
 
 def compare_torch(
@@ -156,6 +227,8 @@ def compare_torch(
     *,
     steps: int = 500,
     batch_size: int = 64,
+    optimizer: str = "sgd",
+    scheduler: str = "none",
     lr: float = 0.01,
     momentum: float = 0.0,
     nesterov: bool = False,
@@ -176,7 +249,15 @@ def compare_torch(
 
     order = epoch_order(m, batch_size, steps=steps, seed=seed)
     race = Race(
-        problem, order, hidden=hidden, seed=seed, lr=lr, momentum=momentum, nesterov=nesterov
+        problem,
+        order,
+        hidden=hidden,
+        seed=seed,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
     )
     return compare(race, rounds=rounds)
 
@@ -185,7 +266,7 @@ def format_comparison(c: Comparison, sample: int = 10) -> str:
     """The comparison as text: sampled steps side by side, differences, accuracy and speed."""
     picks = np.unique(np.linspace(0, c.steps - 1, min(sample, c.steps)).astype(int))
     lines = [
-        f"data: {c.data_name}; {c.steps} steps",
+        f"data: {c.data_name}; {c.steps} steps; {c.rule}",
         f"{'step':>6} {'jgd loss':>12} {'torch loss':>12} {'|diff|':>10}",
     ]
     for t in picks:
@@ -203,4 +284,15 @@ def format_comparison(c: Comparison, sample: int = 10) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Comparison", "Race", "Side", "compare", "compare_torch", "format_comparison"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "Comparison",
+    "Race",
+    "Side",
+    "compare",
+    "compare_torch",
+    "format_comparison",
+    "torch_optimizer",
+    "torch_scheduler",
+]

@@ -13,6 +13,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from jgd._compare import OPTIMIZERS, SCHEDULERS
 from jgd.bench import BENCHMARKS
 
 
@@ -118,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
         type=_existing_dir,
         help="MNIST IDX files (default: scikit-learn's 8x8 digits)",
     )
+    cmp.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    cmp.add_argument(
+        "--scheduler", choices=SCHEDULERS, default="none", help="stepped once per step"
+    )
     cmp.add_argument("--steps", type=_positive_int, default=500)
     cmp.add_argument("--batch-size", type=_positive_int, default=64)
     cmp.add_argument("--lr", type=_positive_float, default=0.01)
@@ -197,7 +202,8 @@ def _train(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from jgd._compare import compare_torch, format_comparison
 
-    names = ("steps", "batch_size", "lr", "momentum", "nesterov", "hidden", "seed")
+    names = ("optimizer", "scheduler", "steps", "batch_size", "lr", "momentum", "nesterov")
+    names += ("hidden", "seed")
     result = compare_torch(args.data_dir, **_flags(args, *names))
     print(format_comparison(result, args.sample))
     return 0

@@ -94,6 +94,26 @@ def test_compare_torch_on_digits(capsys):
     assert rel < 1e-4
 
 
+@pytest.mark.parametrize(
+    "optimizer,scheduler", [("adam", "step"), ("rmsprop", "cosine"), ("adagrad", "inverse-time")]
+)
+def test_compare_torch_any_optimizer_and_scheduler(capsys, optimizer, scheduler):
+    pytest.importorskip("torch")
+    argv = ["compare-torch", "--optimizer", optimizer, "--scheduler", scheduler, "--steps", "40"]
+    assert cli.main([*argv, "--lr", "0.001", "--sample", "2"]) == 0
+    out = capsys.readouterr().out
+    rel = float(out.split("max relative diff ")[1].split()[0])
+    assert rel < 1e-4 and "steps/s: jgd" in out
+
+
+def test_compare_torch_refuses_options_that_do_not_apply(capsys):
+    pytest.importorskip("torch")
+    assert cli.main(["compare-torch", "--optimizer", "adam", "--momentum", "0.9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "momentum=0.9" in err and "optimizer='adam'" in err and "\n" not in err
+    assert cli.main(["compare-torch", "--scheduler", "plateau"]) == 2
+
+
 def test_console_script_help():
     out = subprocess.run(
         [sys.executable, "-m", "jgd.cli", "--help"], capture_output=True, text=True
