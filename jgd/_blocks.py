@@ -161,7 +161,7 @@ def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
         )
     m = _batching.num_examples(data)
     if mesh is not None:
-        _parallel.axis_of(mesh)
+        mesh = _parallel.auto(mesh)
     data = jax.tree_util.tree_map(jnp.asarray, data)
     return Bound(Gather(step, m, mesh), jax.device_put(data))
 

@@ -116,6 +116,7 @@ def configure(
     if max_loss is not None:
         max_loss = _errors.positive_float("max_loss", max_loss)
     if mesh is not None:
+        mesh = _parallel.auto(mesh)
         what = "batch_size" if plan.kind != "full" else "the number of examples (full batch)"
         _parallel.check_divisible(mesh, plan.batch_size, what)
     data = jax.tree_util.tree_map(jnp.asarray, data)

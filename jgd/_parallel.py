@@ -33,6 +33,28 @@ def data_mesh(devices: Any = None, axis: str = "data") -> Mesh:
     return jax.make_mesh((len(devices),), (axis,), devices=devices, axis_types=auto)
 
 
+def auto(mesh: Any) -> Mesh:
+    """``mesh`` with every axis Auto: the same devices, axis names and shape.
+
+    ``jax.make_mesh`` builds Explicit axes by default; under them every traced op must say how its
+    output is sharded (a loss that gathers the label's logit would need ``out_sharding=``), which
+    a user's loss cannot be asked to do. jgd places its arrays itself and lets XLA's partitioner
+    place the intermediates, so it runs every mesh as its Auto twin; inside or outside
+    ``jax.set_mesh``, the numbers are the same.
+
+    Examples:
+      >>> import jax
+      >>> mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+      >>> auto(mesh).axis_types == (jax.sharding.AxisType.Auto,)
+      True
+    """
+    axis_of(mesh)
+    kind = jax.sharding.AxisType.Auto
+    if all(t == kind for t in getattr(mesh, "axis_types", (kind,))):
+        return mesh
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(kind,) * len(mesh.axis_names))
+
+
 def axis_of(mesh: Any) -> str:
     """The mesh axis batches are split over: ``"data"`` if it has one, else its first axis."""
     if not isinstance(mesh, Mesh):
@@ -73,10 +95,7 @@ def put_by_examples(tree: Any, mesh: Mesh) -> Any:
 
 
 def shard_batch(batch: Any, mesh: Mesh | None) -> Any:
-    """Inside the program: constrain a gathered batch to be split by examples."""
+    """Inside the program: constrain a gathered batch to be split by examples (``mesh``: Auto)."""
     if mesh is None:
         return batch
-    explicit = getattr(jax.sharding.AxisType, "Explicit", None)
-    if explicit is not None and explicit in getattr(mesh, "axis_types", ()):
-        return jax.sharding.reshard(batch, PartitionSpec(axis_of(mesh)))
     return jax.lax.with_sharding_constraint(batch, by_examples(mesh))

@@ -87,6 +87,7 @@ def sweep(
     for lr, _ in runs:
         _optim.check_learning_rate(lr)
         _optim.check_representable({"learning_rate": lr}, dtype)
+    mesh = None if mesh is None else _parallel.auto(mesh)
     return _Sweep(config, runs, seeds is not None, mesh).run()
 
 

@@ -57,6 +57,39 @@ SCRIPT = textwrap.dedent(
     out["sweep"] = float(np.max(np.abs(sw1.losses - swn.losses)))
     out["sweep_runs"] = len(swn)
     out["sweep_devices"] = len(jax.tree.leaves(swn.params)[0].sharding.device_set)
+    # any mesh: jax.make_mesh's default (Explicit axes), Explicit, Auto, two axes; inside or
+    # outside jax.set_mesh
+    import contextlib
+    from jax.sharding import AxisType
+    E = AxisType.Explicit
+    kinds = {
+        "make_mesh": lambda: jax.make_mesh((n,), ("data",)),
+        "explicit": lambda: jax.make_mesh((n,), ("data",), axis_types=(E,)),
+        "auto": lambda: jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,)),
+        "2d": lambda: jax.make_mesh((n // 2, 2), ("data", "model"), axis_types=(E, E)),
+    }
+    plans = {"full": dict(epochs=5), "mini": dict(batch_size=16, epochs=2, key=1)}
+    ones = {k: jgd.fit(loss, params, (X, y), optimizer=optax.sgd, learning_rate=0.1, **kw)
+            for k, kw in plans.items()}
+    out["kinds"] = {}
+    for kind, make in kinds.items():
+        for inside in (False, True):
+            for plan, kw in plans.items():
+                m = make()
+                with jax.set_mesh(m) if inside else contextlib.nullcontext():
+                    got = jgd.fit(loss, params, (X, y), optimizer=optax.sgd, learning_rate=0.1,
+                                  mesh=m, **kw)
+                out["kinds"][f"{kind}, set_mesh={inside}, {plan}"] = float(
+                    np.max(np.abs(ones[plan].losses - got.losses)))
+    m = kinds["make_mesh"]()
+    swm = jgd.sweep(loss, params, (X, y), optimizer=optax.sgd, learning_rate=[0.05, 0.1, 0.2],
+                    seeds=[0, 1], batch_size=16, epochs=2, mesh=m)
+    out["kinds"]["make_mesh, sweep"] = float(np.max(np.abs(sw1.losses - swm.losses)))
+    step = jgd.with_data(jgd.make_step(loss, optax.sgd(0.1)), (X, y), mesh=m)
+    state, metrics = step(jgd.TrainState.create(params, optax.sgd(0.1)), np.arange(16))
+    ref = jgd.with_data(jgd.make_step(loss, optax.sgd(0.1)), (X, y))(
+        jgd.TrainState.create(params, optax.sgd(0.1)), np.arange(16))[1]
+    out["kinds"]["make_mesh, with_data"] = abs(float(metrics["loss"]) - float(ref["loss"]))
     print(json.dumps(out))
     """
 )
@@ -86,6 +119,7 @@ def test_data_parallel_equals_one_device(devices):
     assert f"batch_size=1 cannot be split evenly over the {devices} devices" in r["error"]
     assert r["sweep"] < 1e-5 and r["sweep_runs"] == 6
     assert r["sweep_devices"] == devices
+    assert len(r["kinds"]) == 18 and all(d < 1e-5 for d in r["kinds"].values()), r["kinds"]
 
 
 def test_mesh_must_be_a_mesh():
