@@ -17,7 +17,7 @@ from jgd._check import GradCheck, GradCheckRow, check_grads
 from jgd._compile import compile_count
 from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._driver import Progress
-from jgd._errors import DivergenceError
+from jgd._errors import DivergenceError, ProcessLostError
 from jgd._fit import fit
 from jgd._grad import MODES, grad, value_and_grad
 from jgd._guard import Stop, guard
@@ -36,6 +36,7 @@ __all__ = [
     "FitResult",
     "GradCheck",
     "GradCheckRow",
+    "ProcessLostError",
     "Progress",
     "StabilityBound",
     "Step",

@@ -8,12 +8,12 @@ callback; the metrics come back once per chunk.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from jgd import _compile, _engine, _guard, _parallel, _result
+from jgd import _compile, _engine, _errors, _guard, _parallel, _result
 from jgd._result import FitResult
 from jgd._state import TrainState
 
@@ -36,6 +36,21 @@ class Progress(NamedTuple):
     steps: np.ndarray
     state: TrainState
     epoch: int
+
+
+def _lost(error: Exception, done: int, checkpoints: Any) -> str:
+    first = str(error).strip().splitlines()[0][:300]
+    kept = (
+        f"the checkpoints in {checkpoints.store.directory} are kept: start every process again "
+        "to resume"
+        if checkpoints is not None
+        else "no checkpoint_dir was given"
+    )
+    return (
+        f"process {jax.process_index()} of {jax.process_count()}: a collective operation failed "
+        f"after step {done} ({first}). Another process of this run most likely died or cannot be "
+        f"reached; {kept}."
+    )
 
 
 class Driver:
@@ -66,6 +81,10 @@ class Driver:
                 if self._due(done, stop):
                     self._report(done, reported, state, stop, outputs, bar)
                     reported = done
+        except jax.errors.JaxRuntimeError as e:
+            if jax.process_count() == 1:
+                raise
+            raise _errors.ProcessLostError(_lost(e, done, self.checkpoints)) from e
         finally:
             if bar is not None:
                 bar.close()

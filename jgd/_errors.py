@@ -19,6 +19,11 @@ class DivergenceError(RuntimeError):
     """Raised by ``fit(..., on_divergence="raise")`` when a run stops making finite progress."""
 
 
+class ProcessLostError(RuntimeError):
+    """Raised by ``fit`` in a run of several processes when a collective operation fails: another
+    process of the run died or cannot be reached. Checkpoints written before are kept."""
+
+
 def describe(value: Any, limit: int = 60) -> str:
     """A short repr of ``value`` for error messages."""
     text = repr(value)

@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _io, data, models, problems
+from jgd import _io, _parallel, data, models, problems
 from jgd._driver import Progress
 
 
@@ -34,6 +35,20 @@ def find_mnist(data_dir: str | None, download: bool) -> pathlib.Path:
     return cache
 
 
+def _share(mlp: problems.Problem) -> tuple[problems.Problem, Any]:
+    """The training rows as a global array of which this process holds its equal share (the
+    last ``m % processes`` rows left out), and the mesh over every process's devices."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = _parallel.data_mesh()
+    n, i = jax.process_count(), jax.process_index()
+    per = len(mlp.data.y) // n
+    mine = slice(i * per, (i + 1) * per)
+    split = NamedSharding(mesh, PartitionSpec("data"))
+    data = tuple(jax.make_array_from_process_local_data(split, a[mine]) for a in mlp.data)
+    return mlp._replace(data=data), mesh
+
+
 def train_mnist(
     folder: str | pathlib.Path,
     *,
@@ -51,7 +66,10 @@ def train_mnist(
     """Trains ``MLP(784, hidden, 10)`` by shuffled mini-batch SGD; resumes from ``out``.
 
     Writes ``out/checkpoints`` (orbax, every ``checkpoint_every`` steps, default one epoch) and
-    ``out/model.npz`` (the weights under PyTorch's names: ``fc1.weight``, ...).
+    ``out/model.npz`` (the weights under PyTorch's names: ``fc1.weight``, ...). As one of several
+    processes (after ``jax.distributed.initialize``), each holds its share of the examples, the
+    run spans every process's devices, process 0 writes ``model.npz``, and no checkpoints are
+    written (not supported across processes yet).
 
     Returns:
       ``{"epochs": [(epoch, mean train loss, test accuracy), ...], "accuracy", "seconds",
@@ -59,6 +77,9 @@ def train_mnist(
     """
     mlp = problems.mlp("mnist", mnist_dir=folder, hidden=hidden, seed=seed)
     width = mlp.data.X.shape[1]
+    mesh, several = None, jax.process_count() > 1
+    if several:  # one of several processes: this process's share of the examples
+        mlp, mesh = _share(mlp)
     out = pathlib.Path(out)
     history: list[tuple[int, float, float]] = []
 
@@ -77,16 +98,18 @@ def train_mnist(
         epochs=epochs,
         key=seed,
         progress=progress,
-        checkpoint_dir=out / "checkpoints",
-        checkpoint_every=checkpoint_every or len(mlp.data.y) // batch_size,
+        checkpoint_dir=None if several else out / "checkpoints",
+        checkpoint_every=None if several else checkpoint_every or len(mlp.data.y) // batch_size,
+        mesh=mesh,
         report_every="epoch",
         callback=report,
     )
     accuracy = mlp.accuracy(result.params)
     model = nnx.merge(nnx.graphdef(models.MLP(width, hidden, 10, rngs=nnx.Rngs(0))), result.params)
     path = out / "model.npz"
-    with _io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
-        np.savez(f, **models.state_dict(model))
+    if jax.process_index() == 0:  # one writer; every process holds the same (replicated) weights
+        with _io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
+            np.savez(f, **models.state_dict(model))
     return {
         "epochs": history,
         "accuracy": accuracy,

@@ -112,6 +112,14 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="jgd-train", help="checkpoints and model.npz go here")
     train.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="run as one of several processes (with "
+        "--num-processes and --process-id): jax.distributed's coordinator, process 0's address",
+    )
+    train.add_argument("--num-processes", type=_int_in(1, 65_536))
+    train.add_argument("--process-id", type=_int_in(0, 65_535))
 
     cmp = sub.add_parser("compare-torch", help="the same run in jgd and PyTorch, step for step")
     cmp.add_argument(
@@ -171,6 +179,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("jgd train: give --data-dir or --download, not both")
     out = _writable(args.out, "--out")
     folder = find_mnist(args.data_dir, args.download)
+    _join(args)
     summary = train_mnist(
         folder,
         **_flags(args, "epochs", "batch_size", "lr", "momentum", "hidden", "seed"),
@@ -197,6 +206,24 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _join(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` from the flags, when this is one of several processes."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if all(g is None for g in given):
+        return
+    if any(g is None for g in given):
+        raise UsageError("jgd train: give --coordinator, --num-processes and --process-id together")
+    if args.process_id >= args.num_processes:
+        raise UsageError(
+            f"jgd train: --process-id {args.process_id} is not below --num-processes "
+            f"{args.num_processes}"
+        )
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives
+    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
 def _compare(args: argparse.Namespace) -> int:

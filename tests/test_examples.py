@@ -44,3 +44,10 @@ def test_own_loop():
     assert "the three runs equal bitwise: True" in out
     assert "step 100: batch loss" in out and "epoch 8: test accuracy" in out
     assert float(out.split("final test accuracy ")[1].split(";")[0]) > 0.9
+
+
+def test_several_processes():
+    out = run("several_processes.py")
+    lines = sorted(x for x in out.splitlines() if x.startswith("process "))
+    assert len(lines) == 2 and "2 devices, 63 steps" in lines[0]
+    assert lines[0].split(": ")[1] == lines[1].split(": ")[1]  # the same run in both

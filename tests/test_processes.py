@@ -1,0 +1,174 @@
+"""Several processes joined by jax.distributed (CPU collectives through gloo), started by the tests
+themselves on 127.0.0.1: each holds half the examples as a global array, and fit over a mesh
+spanning both equals the one-process run; a killed process ends the other with a clear error,
+not a hang, and the checkpoints written before resume the run."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import optax
+import pytest
+
+import jgd
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time, jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    pid, port, job, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid,
+                               heartbeat_timeout_seconds=10)
+    import numpy as np, optax, jgd
+    from jax.sharding import NamedSharding, PartitionSpec
+    p = jgd.problems.mlp("synthetic", width=12, hidden=16, examples=64)
+    X, y = p.data
+    mesh = jgd.data_mesh()
+    split = NamedSharding(mesh, PartitionSpec("data"))
+    mine = slice(32 * pid, 32 * (pid + 1))  # this process's half of the examples
+    data = tuple(jax.make_array_from_process_local_data(split, a[mine]) for a in (X, y))
+    fit = lambda **kw: jgd.fit(p.loss, p.params, data, optimizer=optax.sgd, learning_rate=0.1,
+                               mesh=mesh, **kw)
+    out = {"devices": len(jax.devices()), "processes": jax.process_count()}
+    if job == "equal":
+        order = np.random.default_rng(0).integers(0, 64, size=(12, 16))
+        for name, kw in {"full": dict(epochs=10), "order": dict(order=order)}.items():
+            r = fit(**kw)
+            out[name] = np.asarray(r.losses).tolist()
+            out[name + "_params"] = [np.asarray(a).tolist() for a in jax.tree.leaves(r.params)]
+    else:  # a long run, slowed down by its callback, with checkpoints
+        def report(progress):
+            print("step", progress.step, flush=True)
+            time.sleep(0.05)
+        try:
+            fit(epochs=100, checkpoint_dir=folder, checkpoint_every=20)
+        except ValueError as e:
+            print("REFUSED:", e, flush=True)
+        try:
+            r = fit(epochs=100_000, report_every=20, callback=report)
+            out["losses"] = np.asarray(r.losses).tolist()
+        except jgd.ProcessLostError as e:
+            print("LOST:", e, flush=True)
+            raise SystemExit(3)
+    print("RESULT", json.dumps(out), flush=True)
+    """
+)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(job, folder, port):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-u", "-c", SCRIPT, str(pid), str(port), job, str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for pid in (0, 1)
+    ]
+
+
+def _result(proc, timeout=240):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    line = [x for x in out.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def _one_process(**kw):
+    p = jgd.problems.mlp("synthetic", width=12, hidden=16, examples=64)
+    return jgd.fit(p.loss, p.params, p.data, optimizer=optax.sgd, learning_rate=0.1, **kw)
+
+
+def test_two_processes_equal_one(tmp_path):
+    results = [_result(proc) for proc in _start("equal", tmp_path, _port())]
+    order = np.random.default_rng(0).integers(0, 64, size=(12, 16))
+    for got in results:
+        assert got["devices"] == 2 and got["processes"] == 2
+        for name, kw in {"full": dict(epochs=10), "order": dict(order=order)}.items():
+            one = _one_process(**kw)
+            np.testing.assert_allclose(got[name], one.losses, atol=1e-5)
+            leaves = [np.asarray(a) for a in jax_leaves(one.params)]
+            for a, b in zip(got[name + "_params"], leaves, strict=True):
+                np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
+
+
+def test_a_killed_process_ends_the_other_with_an_error_not_a_hang(tmp_path):
+    first, second = _start("long", tmp_path / "run", _port())
+    for line in second.stdout:  # wait until the run is under way
+        if line.startswith("step ") and int(line.split()[1]) >= 100:
+            break
+    second.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    out, _ = first.communicate(timeout=120)
+    waited = time.monotonic() - killed_at
+    second.wait()
+    second.stdout.close()
+    assert first.returncode != 0 and waited < 60, (waited, out[-2000:])
+    # jgd's error when the failure shows in a collective; else JAX's distributed service ends
+    # the process once the dead one misses its heartbeats (heartbeat_timeout_seconds=10 here)
+    lost = "LOST: process 0 of 2: a collective operation failed" in out
+    assert lost or "JAX distributed service detected fatal errors" in out, out[-2000:]
+    assert "REFUSED: checkpoint_dir=" in out and "run of 2 processes" in out
+
+
+def test_jgd_train_as_two_processes_equals_one(tiny_mnist, tmp_path):
+    from jgd import cli
+
+    base = ["train", "--data-dir", str(tiny_mnist), "--epochs", "2", "--no-progress"]
+    assert cli.main([*base, "--out", str(tmp_path / "one")]) == 0
+    join = ["--coordinator", f"127.0.0.1:{_port()}", "--num-processes", "2", "--process-id"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jgd.cli", *base, "--out", str(tmp_path / "two"), *join, str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""},
+        )
+        for i in (0, 1)
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0 and "epoch 2/2" in out, out[-2000:]
+    one, two = np.load(tmp_path / "one" / "model.npz"), np.load(tmp_path / "two" / "model.npz")
+    for name in one.files:
+        np.testing.assert_allclose(two[name], one[name], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--coordinator", "127.0.0.1:1"], "give --coordinator, --num-processes and --process-id"),
+        (
+            ["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+            "--process-id 2 is not below --num-processes 2",
+        ),
+    ],
+)
+def test_train_process_flags_are_checked(tiny_mnist, tmp_path, capsys, flags, match):
+    from jgd import cli
+
+    argv = ["train", "--data-dir", str(tiny_mnist), "--out", str(tmp_path), *flags]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err
