@@ -114,7 +114,17 @@ class Bound:
     def __call__(self, state: Any, x: Any, *args: Any) -> tuple[Any, Any]:
         if self._check is not None:
             self._check(x)
-        return self._compiled(self.operands, state, x, *args)
+        with _parallel.within(_mesh_of(self.program)):
+            return self._compiled(self.operands, state, x, *args)
+
+
+def _mesh_of(program: Any) -> Any:
+    """The mesh a program (or the program it wraps, ``inner``) splits its batches over."""
+    while program is not None:
+        if getattr(program, "mesh", None) is not None:
+            return program.mesh
+        program = getattr(program, "inner", None)
+    return None
 
 
 @functools.lru_cache(maxsize=256)

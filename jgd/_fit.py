@@ -10,12 +10,13 @@ from typing import Any
 
 import jax
 
-from jgd import _config, _errors, _result
+from jgd import _config, _errors, _parallel, _result
 from jgd._checkpoint import RunCheckpoints
 from jgd._driver import Driver, Progress
 from jgd._result import FitResult
 
 
+@_parallel.on_mesh
 def fit(
     loss: Callable[[Any, Any], jax.Array],
     params: Any,

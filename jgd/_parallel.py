@@ -11,6 +11,8 @@ devices, on GPUs, and across hosts after ``jax.distributed.initialize()``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any
 
 import jax
@@ -53,6 +55,25 @@ def auto(mesh: Any) -> Mesh:
     if all(t == kind for t in getattr(mesh, "axis_types", (kind,))):
         return mesh
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(kind,) * len(mesh.axis_names))
+
+
+def within(mesh: Any) -> Any:
+    """A context in which jgd traces and runs for ``mesh``: its Auto twin as the current mesh
+    (a user's ``jax.set_mesh`` of Explicit axes would otherwise clash with jgd's arrays)."""
+    if not isinstance(mesh, Mesh):
+        return contextlib.nullcontext()
+    return jax.set_mesh(auto(mesh))
+
+
+def on_mesh(fn: Any) -> Any:
+    """Runs ``fn`` (``fit``, ``sweep``) inside ``within(mesh)`` for its ``mesh=`` argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with within(kwargs.get("mesh")):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def axis_of(mesh: Any) -> str:

@@ -28,6 +28,7 @@ from jgd._schedules import InverseTimeDecay
 _DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
 
 
+@_parallel.on_mesh
 def sweep(
     loss: Any,
     params: Any,

@@ -369,7 +369,7 @@ def test_ctrl_c_during_train_exits_130_and_resumes(tmp_path, tiny_mnist):
         "--data-dir",
         str(folder),
         "--epochs",
-        "400",
+        "40",
         "--batch-size",
         "256",
         "--hidden",
@@ -392,7 +392,7 @@ def test_ctrl_c_during_train_exits_130_and_resumes(tmp_path, tiny_mnist):
     epochs = [
         int(x.split()[1].split("/")[0]) for x in done.stdout.splitlines() if x.startswith("epoch ")
     ]
-    assert epochs[0] > 3 and epochs[-1] == 400  # resumed, not restarted
+    assert epochs[0] > 3 and epochs[-1] == 40  # resumed, not restarted
 
 
 def test_unreadable_data_file_exits_2(tmp_path, capsys):
