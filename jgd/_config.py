@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _errors, _guard, _optim, _parallel
+from jgd import _batching, _errors, _guard, _optim, _parallel, _stream
 from jgd._engine import Program
 from jgd._keys import as_key
 from jgd._state import TrainState
@@ -54,12 +54,16 @@ class RunConfig:
     grad_norm: bool
     mesh: Any
     eval_rows: Any
+    stream: Any = None  # _stream.HostData: the data left on the host (``data``: the eval rows)
 
     def program(self, chunk: int) -> Program:
         """The run's compiled-program description for chunks of ``chunk`` steps."""
+        examples = self.plan.num_examples
+        if self.stream is not None:  # the program gathers from one chunk's block of examples
+            examples = chunk * self.plan.batch_size
         return Program(
             self.step,
-            self.plan.num_examples,
+            examples,
             self.plan.kind == "full",
             chunk,
             self.record_params,
@@ -87,6 +91,7 @@ def configure(
     guard: str,
     max_loss: float | None,
     mesh: Any,
+    stream: bool = False,
 ) -> RunConfig:
     """Checks every argument a run shares between ``fit`` and ``sweep`` (see ``jgd.fit``)."""
     _errors.one_of("guard", guard, _guard.GUARDS)
@@ -108,9 +113,14 @@ def configure(
     leaves = jax.tree_util.tree_leaves(given.params if given else params)
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
     _optim.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
-    m = _batching.num_examples(data)
-    _batching.check_finite(data)
+    _bool("stream", stream)
+    host = _stream.HostData(data) if stream else None
+    m = host.m if host else _batching.num_examples(data)
     plan = _batching.make_plan(m, batch_size, epochs, order)
+    if plan.kind == "full" and host is not None:  # full batch: the data goes to the device once
+        host, data = None, jax.tree_util.tree_map(np.asarray, data)
+    if host is None:
+        _batching.check_finite(data)
     order_rows = _batching.check_order(order, m) if order is not None else None
     key = _run_key(key, given, plan, mode)
     if max_loss is not None:
@@ -119,9 +129,14 @@ def configure(
         mesh = _parallel.auto(mesh)
         what = "batch_size" if plan.kind != "full" else "the number of examples (full batch)"
         _parallel.check_divisible(mesh, plan.batch_size, what)
-    data = jax.tree_util.tree_map(jnp.asarray, data)
+    if host is None:
+        data = jax.tree_util.tree_map(jnp.asarray, data)
     state = _continued(given, spec) if given else _fresh(params, spec, key)
     _errors.scalar_loss(loss, state.params, _batch_shape(data, plan))
+    evaluated = eval_rows(m)
+    if host is not None:  # on the device: the examples the start and end losses are taken on
+        data = jax.tree_util.tree_map(jnp.asarray, host.read(evaluated))
+        evaluated = np.arange(len(evaluated), dtype=np.int32)
     state, data = _place(state, data, plan, mesh)
     return RunConfig(
         step=step,
@@ -137,7 +152,8 @@ def configure(
         record_params=record_params,
         grad_norm=grad_norm,
         mesh=mesh,
-        eval_rows=jax.device_put(eval_rows(m)),
+        eval_rows=jax.device_put(evaluated),
+        stream=host,
     )
 
 

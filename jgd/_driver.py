@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jgd import _compile, _engine, _errors, _guard, _parallel, _result
+from jgd import _compile, _engine, _errors, _guard, _parallel, _result, _stream
 from jgd._result import FitResult
 from jgd._state import TrainState
 
@@ -61,10 +61,18 @@ class Driver:
         self.progress, self.callback, self.checkpoints = progress, callback, checkpoints
         self.program = config.program(chunk)
         self.compile_time = 0.0
+        self.prefetch = None  # streaming: each chunk's block of examples, read ahead
 
     def run(self) -> FitResult:
         started = time.perf_counter()
         rows = self._rows()
+        if self.config.stream is not None:
+            self.prefetch = _stream.Prefetch(
+                self.config.stream,
+                np.asarray(rows)[: self.config.plan.steps],
+                self.chunk,
+                self._put,
+            )
         state, stop, outputs, done = self.config.state, None, [], 0
         if self.checkpoints is not None:
             state, stop, outputs, done = self.checkpoints.resume(state, self._blank(state))
@@ -86,6 +94,8 @@ class Driver:
                 raise
             raise _errors.ProcessLostError(_lost(e, done, self.checkpoints)) from e
         finally:
+            if self.prefetch is not None:
+                self.prefetch.close()
             if bar is not None:
                 bar.close()
             if self.checkpoints is not None:
@@ -94,11 +104,16 @@ class Driver:
         return self._result(state, stop, outputs, run_time)
 
     def _chunk(self, start, rows, done, count):
+        data, offset = self.config.data, done
+        if self.prefetch is not None:  # this chunk's examples, and rows into them
+            data, rows = self.prefetch.block(done)
+            offset = 0
+
         def fast(n):
-            return self._call((self.program, False), start, rows, done, n)
+            return self._call((self.program, False), start, rows, offset, n, data)
 
         def check(n):
-            return self._call((self.program, True), start, rows, done, n)
+            return self._call((self.program, True), start, rows, offset, n, data)
 
         config = self.config
         state, metrics, stop = _guard.run(
@@ -108,8 +123,12 @@ class Driver:
             stop = _guard.Stop(config.first_step + done + stop[0], stop[1])
         return state, metrics, stop
 
-    def _call(self, static, state, rows, offset, count):
-        data = self.config.data
+    def _put(self, tree):
+        if self.config.mesh is not None:
+            return _parallel.put_replicated(tree, self.config.mesh)
+        return jax.device_put(tree)
+
+    def _call(self, static, state, rows, offset, count, data):
         out, seconds = _compile.call(
             _engine.run_chunk, static, data, state, rows, np.int32(offset), np.int32(count)
         )
@@ -135,7 +154,7 @@ class Driver:
                 _engine.shuffled_rows, static, config.key, np.int32(config.first_step)
             )
             self.compile_time += seconds
-            return rows
+            return np.asarray(rows) if self.config.stream is not None else rows
         padded = np.zeros((-(-plan.steps // self.chunk) * self.chunk, plan.batch_size), np.int32)
         padded[: plan.steps] = config.order
         if config.mesh is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-from jgd import _config, _errors, _parallel, _result
+from jgd import _config, _errors, _parallel, _result, _stream
 from jgd._checkpoint import RunCheckpoints
 from jgd._driver import Driver, Progress
 from jgd._result import FitResult
@@ -37,6 +37,7 @@ def fit(
     guard: str = "full",
     max_loss: float | None = None,
     mesh: Any = None,
+    stream: bool = False,
     on_divergence: str = "stop",
     progress: bool = False,
     report_every: int | str | None = None,
@@ -87,6 +88,11 @@ def fit(
       checkpoint_dir: save the run there every ``checkpoint_every`` steps with orbax, and resume
         from the newest checkpoint when called again with the same arguments.
       checkpoint_every: steps between checkpoints.
+      stream: keep ``data`` on the host (a NumPy memmap, or any array with ``shape``, ``dtype``
+        and integer-array indexing, larger than memory) and move each chunk's batches to the
+        device ahead of the compute (the next chunk is read while this one runs); the result
+        equals the in-memory run. Full-batch descent puts the data on the device once, as
+        without it.
 
     Returns:
       A ``FitResult``.
@@ -125,6 +131,7 @@ def fit(
         guard=guard,
         max_loss=max_loss,
         mesh=mesh,
+        stream=stream,
     )
     _errors.one_of("on_divergence", on_divergence, ("stop", "raise"))
     if not isinstance(progress, bool):
@@ -157,6 +164,8 @@ def fit(
     if every is None and reporting:
         every = max(1, math.ceil(steps / 100))
     chunk = _chunk_length(steps, every, checkpoint_every, report_every is None)
+    if config.stream is not None:  # a chunk's block of examples stays under BLOCK_BYTES
+        chunk = _stream.chunk_length(chunk, config.plan.batch_size, config.stream.row_bytes)
     if report_every is None:
         every = chunk  # by default a report closes every chunk (about 1% of the run)
     checkpoints = None

@@ -25,7 +25,14 @@ from jgd._keys import seed_keys
 from jgd._result import SweepResult
 from jgd._schedules import InverseTimeDecay
 
-_DRIVER_ONLY = ("progress", "report_every", "callback", "checkpoint_dir", "checkpoint_every")
+_DRIVER_ONLY = (
+    "progress",
+    "report_every",
+    "callback",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "stream",
+)
 
 
 @_parallel.on_mesh
@@ -201,8 +208,8 @@ def _fit_arguments(loss, params, data, optimizer, learning_rate, key, options) -
     refused = sorted(set(options) & {*_DRIVER_ONLY, "on_divergence", "mesh"})
     if refused:
         raise ValueError(
-            f"sweep does not take {refused}; it runs as one call. Use fit for progress bars, "
-            "reports, checkpoints and on_divergence='raise'."
+            f"sweep does not take {refused}; it runs as one call on device-resident data. Use "
+            "fit for progress bars, reports, checkpoints, streaming and on_divergence='raise'."
         )
     signature = inspect.signature(fit)
     shared = [name for name in signature.parameters if name not in {*_DRIVER_ONLY, "on_divergence"}]

@@ -1,0 +1,136 @@
+"""Data bigger than memory: ``fit(..., stream=True)`` keeps ``data`` on the host and moves each
+chunk's batches to the device ahead of the compute.
+
+The data (a NumPy memmap, or any array-like with ``shape``, ``dtype`` and integer-array
+indexing) is never read whole. For each chunk of steps the host reads the rows the batch plan
+names (one fancy-indexed read per array), checks them, and puts the block on the device; the
+compiled chunk then gathers its batches from that block exactly as it gathers them from
+device-resident data, so a streamed run equals the in-memory one. While the device runs chunk k,
+a background thread reads chunk k+1.
+
+Why not grain: grain's samplers and loaders draw their own order, but a jgd run must replay its
+own batch plan exactly (``jax.random`` permutations per epoch, or an explicit ``order``), and the
+guard replays a chunk from its start; a chunk here is a single indexed read of known rows, so one
+prefetch thread is all that is needed, and nothing of grain's would be used but a thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+BLOCK_BYTES = 64 * 2**20  # at most about this much of the data in one chunk's block
+
+
+class HostData:
+    """The run's data left on the host: checked once for shape and kind, read by rows."""
+
+    def __init__(self, data: Any):
+        self.data = data
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(data)
+        if not self.leaves:
+            raise ValueError("data has no arrays; stream=True needs arrays of examples.")
+        for i, leaf in enumerate(self.leaves):
+            shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+            if shape is None or dtype is None or not hasattr(leaf, "__getitem__") or not shape:
+                raise TypeError(
+                    f"data array {i} ({type(leaf).__name__}) cannot be streamed; stream=True "
+                    "takes arrays with shape, dtype and integer-array indexing (a NumPy memmap)."
+                )
+            if not np.issubdtype(np.dtype(dtype), np.number):
+                raise TypeError(f"data array {i} ({self.name(i)}) has dtype {dtype}, not numbers.")
+        self.m = int(self.leaves[0].shape[0])
+        for i, leaf in enumerate(self.leaves):
+            if int(leaf.shape[0]) != self.m:
+                raise ValueError(
+                    f"data arrays disagree on the number of examples: {self.name(0)} has "
+                    f"{self.m}, {self.name(i)} has {leaf.shape[0]}."
+                )
+        self.row_bytes = sum(
+            int(np.prod(leaf.shape[1:], dtype=np.int64)) * np.dtype(leaf.dtype).itemsize
+            for leaf in self.leaves
+        )
+
+    def name(self, i: int) -> str:
+        path = getattr(self.leaves[i], "filename", None)
+        return f"data array {i}" + (f" (file {path})" if path else "")
+
+    def read(self, rows: np.ndarray) -> Any:
+        """The examples ``rows`` of every array, as NumPy arrays (checked finite)."""
+        return jax.tree_util.tree_unflatten(
+            self.treedef, [self._read(i, leaf, rows) for i, leaf in enumerate(self.leaves)]
+        )
+
+    def _read(self, i: int, leaf: Any, rows: np.ndarray) -> np.ndarray:
+        self._check_file(i, leaf)
+        try:
+            block = np.asarray(leaf[rows])
+        except (OSError, ValueError, IndexError) as e:
+            raise OSError(f"reading examples from {self.name(i)} failed: {e}") from e
+        if np.issubdtype(block.dtype, np.inexact) and not np.isfinite(block).all():
+            bad = int(rows[np.argwhere(~np.isfinite(block.reshape(len(rows), -1)))[0][0]])
+            raise ValueError(f"{self.name(i)} holds a NaN or Inf in example {bad}.")
+        return block
+
+    def _check_file(self, i: int, leaf: Any) -> None:
+        """A memmap whose file shrank would crash the process on reading (SIGBUS): say so."""
+        path = getattr(leaf, "filename", None)
+        if path is None or not isinstance(leaf, np.memmap):
+            return
+        need = int(getattr(leaf, "offset", 0)) + leaf.nbytes
+        try:
+            have = os.stat(path).st_size
+        except OSError as e:
+            raise OSError(f"{self.name(i)} cannot be read: {e.strerror}") from e
+        if have < need:
+            raise OSError(
+                f"{self.name(i)} holds {have:,} bytes but its shape {tuple(leaf.shape)} needs "
+                f"{need:,}: the file was truncated or the shape does not match it."
+            )
+
+
+def chunk_length(chunk: int, batch_size: int, row_bytes: int) -> int:
+    """The largest divisor of ``chunk`` whose block stays under ``BLOCK_BYTES`` (at least 1)."""
+    cap = max(1, BLOCK_BYTES // max(1, batch_size * row_bytes))
+    return max(d for d in range(1, min(chunk, cap) + 1) if chunk % d == 0)
+
+
+class Prefetch:
+    """Each chunk's block of examples, on the device, read one chunk ahead on a thread."""
+
+    def __init__(self, host: HostData, rows: np.ndarray, chunk: int, put: Any):
+        self.host, self.rows, self.chunk, self.put = host, np.asarray(rows), chunk, put
+        self.batch = self.rows.shape[1]
+        self.local = put(np.arange(chunk * self.batch, dtype=np.int32).reshape(chunk, self.batch))
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jgd-stream")
+        self.pending: dict[int, concurrent.futures.Future] = {}
+
+    def block(self, start: int) -> tuple[Any, Any]:
+        """``(block, rows)`` for the chunk from step ``start``; starts reading the next one."""
+        future = self.pending.pop(start, None) or self.pool.submit(self._load, start)
+        following = start + self.chunk
+        if following < len(self.rows) and following not in self.pending:
+            self.pending[following] = self.pool.submit(self._load, following)
+        return future.result(), self.local
+
+    def _load(self, start: int) -> Any:
+        wanted = self.rows[start : start + self.chunk].reshape(-1)
+        block = self.host.read(wanted)
+        pad = self.chunk * self.batch - len(wanted)  # a short last chunk: same shapes
+        if pad:
+            block = jax.tree_util.tree_map(
+                lambda a: np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]), block
+            )
+        return self.put(block)
+
+    def close(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+__all__ = ["BLOCK_BYTES", "HostData", "Prefetch", "chunk_length"]
