@@ -17,6 +17,7 @@ BENCHMARKS = {
     "fwdgrad": "_fwdgrad",
     "scale": "_scale",
     "xla": "_xla",
+    "stream": "_memmap",
 }
 
 

@@ -35,10 +35,13 @@ def measure(plan: list[list[int]], hidden: int = 128, mesh: bool = False, repeat
     return out
 
 
-def run_in_fresh_process(job: dict[str, Any], env: dict[str, str] | None = None) -> dict:
-    """Runs ``measure(**job)`` in a new Python process with ``env`` added; returns its result."""
+def run_in_fresh_process(
+    job: dict[str, Any], env: dict[str, str] | None = None, module: str = "jgd.bench._worker"
+) -> dict:
+    """Runs ``module``'s ``measure(**job)`` in a new Python process with ``env`` added (its
+    ``__main__`` prints the result as the last line of JSON); returns the result."""
     done = subprocess.run(
-        [sys.executable, "-m", "jgd.bench._worker", json.dumps(job)],
+        [sys.executable, "-m", module, json.dumps(job)],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
