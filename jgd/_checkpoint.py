@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import pathlib
+import shutil
 import time
 import warnings
 from typing import Any
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jgd import _io
+from jgd import _io, _parallel
 from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
 
@@ -59,9 +60,9 @@ class Checkpoints:
         try:
             self._refuse_foreign()  # again under the lock: another process may have claimed it
             self._claim()
-            self._manager = ocp.CheckpointManager(
-                directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-            )
+            for partial in pathlib.Path(directory).glob("*.orbax-checkpoint-tmp"):
+                shutil.rmtree(partial)  # a save cut short (a kill): ours, under our lock
+            self._manager = _manager(directory, keep)
         except BaseException:
             self._lock.close()
             raise
@@ -114,7 +115,8 @@ class Checkpoints:
         Raises:
           ValueError: the checkpoint belongs to a run with other arguments.
         """
-        for step in sorted(self._manager.all_steps(), reverse=True):
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        for step in steps:
             try:
                 saved = self._manager.restore(
                     step, args=ocp.args.Composite(run=ocp.args.JsonRestore())
@@ -170,6 +172,27 @@ class Checkpoints:
         self._lock.close()
 
 
+def _manager(directory: str, keep: int) -> Any:
+    """orbax's manager; in a run of several processes, one that involves this process alone
+    (process 0 writes the replicated state; orbax's handlers would wait for every process)."""
+    if jax.process_count() == 1:
+        return ocp.CheckpointManager(
+            directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        )
+    me = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=False,
+        multiprocessing_options=alone,  # the folder exists
+    )
+    handlers = {
+        "state": ocp.StandardCheckpointHandler(multiprocessing_options=alone),
+        "run": ocp.JsonCheckpointHandler(multiprocessing_options=alone),
+    }
+    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+
+
 def _lock(directory: str) -> Any:
     """An exclusive lock on ``directory`` for this process (released when it closes or dies)."""
     handle = open(os.path.join(directory, _LOCK), "a+")  # noqa: SIM115 (held until close)
@@ -188,22 +211,34 @@ class RunCheckpoints:
     """``fit``'s checkpoints: what a run saves after a chunk, and how it resumes."""
 
     def __init__(self, directory: Any, config: Any, every: int):
-        self.every, self.steps = every, config.plan.steps
-        self.store = Checkpoints(directory, describe(config))
+        self.every, self.steps, self.mesh = every, config.plan.steps, config.mesh
+        # several processes: process 0 writes and reads them; the state is replicated, and the
+        # others receive what it restores
+        self.store = Checkpoints(directory, describe(config)) if jax.process_index() == 0 else None
 
     def after_chunk(self, done: int, state: Any, stop: Stop | None, outputs: list) -> None:
         """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
-        if done % self.every == 0 or done == self.steps or stop is not None:
+        due = done % self.every == 0 or done == self.steps or stop is not None
+        if due and self.store is not None:
             self.store.save(done, _payload(state, stop, outputs, self.steps))
 
     def resume(self, state: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
         """``(state, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
-        found = self.store.restore_latest(_payload(state, None, [blank], self.steps))
+        template = _payload(state, None, [blank], self.steps)
+        found = self.store.restore_latest(template) if self.store is not None else None
+        if jax.process_count() > 1:  # every process resumes where process 0 does
+            from jax.experimental import multihost_utils
+
+            step = int(multihost_utils.broadcast_one_to_all(np.int64(found[0] if found else -1)))
+            payload = multihost_utils.broadcast_one_to_all(found[1] if found else template)
+            found = (step, jax.tree_util.tree_map(np.asarray, payload)) if step >= 0 else None
         if found is None:
             return state, None, [], 0
         step, payload = found
         leaves = [jnp.asarray(x) for x in payload["state"]]
         state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
+        if self.mesh is not None:  # every process holds the whole (replicated) state
+            state = _parallel.put_replicated(state, self.mesh)
         stopped, at, reason = (int(x) for x in payload["guard"])
         stop = Stop(at, _REASONS[reason]) if stopped else None
         history = jax.tree_util.tree_unflatten(
@@ -212,7 +247,21 @@ class RunCheckpoints:
         return state, stop, [history], int(step)
 
     def close(self) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def _local(tree: Any) -> Any:
+    """The values this process holds: the whole array, or (an array spread over several
+    processes) its own shards, which its own checkpoints belong to."""
+
+    def local(a: Any) -> Any:
+        if not isinstance(a, jax.Array) or a.is_fully_addressable or a.is_fully_replicated:
+            return jax.device_get(a)
+        shards = sorted(a.addressable_shards, key=lambda s: str(s.index))
+        return [np.asarray(s.data) for s in shards]
+
+    return jax.tree_util.tree_map(local, tree)
 
 
 def describe(config: Any) -> dict[str, Any]:
@@ -230,7 +279,7 @@ def describe(config: Any) -> dict[str, Any]:
         "first_step": config.first_step,
         "start": fingerprint(jax.device_get(config.state)),
         "loss": fingerprint(step.loss),
-        "data": fingerprint(jax.device_get(config.data)),
+        "data": fingerprint(_local(config.data)),
         "mode": step.mode,
         "gradient options": dict(step.grad_options),
         "max_loss": config.max_loss,

@@ -41,8 +41,7 @@ class Progress(NamedTuple):
 def _lost(error: Exception, done: int, checkpoints: Any) -> str:
     first = str(error).strip().splitlines()[0][:300]
     kept = (
-        f"the checkpoints in {checkpoints.store.directory} are kept: start every process again "
-        "to resume"
+        "the checkpoints written so far are kept: start every process again to resume"
         if checkpoints is not None
         else "no checkpoint_dir was given"
     )

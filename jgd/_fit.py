@@ -143,12 +143,6 @@ def fit(
             f"checkpoint_dir={checkpoint_dir!r} is empty; give a folder, e.g. "
             "checkpoint_dir='ckpt'."
         )
-    if checkpoint_dir is not None and jax.process_count() > 1:
-        raise ValueError(
-            f"checkpoint_dir={checkpoint_dir!r} in a run of {jax.process_count()} processes: "
-            "jgd's checkpoints are written by one process and are not supported across several "
-            "yet; run without checkpoint_dir, or in one process."
-        )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback={_errors.describe(callback)} is not callable.")
     every = _report_every(report_every, config.plan.steps_per_epoch)

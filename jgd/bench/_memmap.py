@@ -104,8 +104,8 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
         _write(path, rows)
         size_gb = path.stat().st_size / 1e9
         hn.say(f"  wrote {rows:,} x {FEATURES + 1} float32: {size_gb:.2f} GB")
-        runs = [(rows, False), (subset, False), (subset, True)]
-        for n, in_memory in dict.fromkeys(runs):  # (tiny: the subset is the whole file)
+        runs = [(rows, False)] if tiny else [(rows, False), (subset, False), (subset, True)]
+        for n, in_memory in runs:
             job = {"path": str(path), "rows": n, "steps": steps, "batch": batch}
             r = run_in_fresh_process({**job, "in_memory": in_memory}, module=__name__)
             results.append(r)
