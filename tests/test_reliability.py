@@ -19,7 +19,7 @@ import jgd
 
 LINE = jgd.problems.line_loss
 LINE_FIT = jgd.problems.line()  # seed 003's line fit from (-1, -1)
-PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- gradient modes on random pytrees and random functions ------------------------------------
 

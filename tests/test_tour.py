@@ -59,7 +59,7 @@ def test_section_6_logistic_and_two_minima():
 
 
 def test_section_7_modes_agree_and_count_their_passes():
-    section = tour.gradient_modes()
+    section = tour.gradient_modes(hidden_sizes=(16, 32, 64))  # the tour: 64, 128, 256
     assert all(r.agree for r in section.rows if r.agree is not None)
     report = section.figure["report"]
     P = report.num_params

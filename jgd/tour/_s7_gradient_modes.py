@@ -39,15 +39,16 @@ def _fit_slope(P, cost) -> float:
     return float(np.polyfit(np.log(P), np.log(cost), 1)[0])
 
 
-def gradient_modes() -> Section:
-    """Seed 000: one gradient of an MLP loss by each mode, and cost against parameter count."""
+def gradient_modes(hidden_sizes: tuple[int, ...] = (64, 128, 256)) -> Section:
+    """Seed 000: one gradient of an MLP loss by each mode, and cost against parameter count
+    (the MLP 64-h-10 for each h of ``hidden_sizes``)."""
     with jax.enable_x64(True):
         p, twin = _mlp(32), _mlp(32, activation="tanh")  # the same params, a smooth function
         P = sum(x.size for x in jax.tree_util.tree_leaves(p.params))
         forward_pass = _seconds(jax.jit(p.loss), p.params, p.data, repeats=20)
         report = jgd.check_grads(p.loss, p.params, p.data, timeit=True, repeats=3)
         smooth = jgd.check_grads(twin.loss, twin.params, twin.data, modes=("fd_central",))
-        scaling = [_cost_in_passes(hidden) for hidden in (64, 128, 256)]
+        scaling = [_cost_in_passes(hidden) for hidden in hidden_sizes]
     rows = [
         Row(
             f"gradient by {r.mode} (P={P:,}): cost in forward passes; rel. error vs reverse",
