@@ -11,9 +11,9 @@ from typing import Any
 import jax
 
 from jgd import _config, _errors, _parallel, _result, _stream
-from jgd._checkpoint import RunCheckpoints
 from jgd._driver import Driver, Progress
 from jgd._result import FitResult
+from jgd._run_checkpoints import RunCheckpoints
 
 
 @_parallel.on_mesh

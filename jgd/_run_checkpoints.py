@@ -1,0 +1,129 @@
+"""A run's checkpoints: what ``fit`` saves after a chunk (state, guard, history) and how it resumes.
+
+``Checkpoints`` (``_checkpoint``) is the folder: its lock, its marker, orbax. This module is the
+run on top of it: the run's description (what a checkpoint belongs to, compared on resume), the
+payload's layout, and the resume, in one process or several (process 0 writes and restores; the
+others receive the state it restores, so every process resumes at one step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgd import _parallel
+from jgd._checkpoint import Checkpoints
+from jgd._fingerprint import fingerprint
+from jgd._guard import Stop
+
+_FORMAT = 3  # the payload's layout and the description's; another format is another run
+_REASONS = ("", "non-finite", "max_loss")
+
+
+class RunCheckpoints:
+    """``fit``'s checkpoints: what a run saves after a chunk, and how it resumes."""
+
+    def __init__(self, directory: Any, config: Any, every: int):
+        self.every, self.steps, self.mesh = every, config.plan.steps, config.mesh
+        # several processes: process 0 writes and reads them; the state is replicated, and the
+        # others receive what it restores
+        self.store = Checkpoints(directory, describe(config)) if jax.process_index() == 0 else None
+
+    def after_chunk(self, done: int, state: Any, stop: Stop | None, outputs: list) -> None:
+        """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
+        due = done % self.every == 0 or done == self.steps or stop is not None
+        if due and self.store is not None:
+            self.store.save(done, _payload(state, stop, outputs, self.steps))
+
+    def resume(self, state: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
+        """``(state, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
+        template = _payload(state, None, [blank], self.steps)
+        found = self.store.restore_latest(template) if self.store is not None else None
+        if jax.process_count() > 1:  # every process resumes where process 0 does
+            from jax.experimental import multihost_utils
+
+            step = int(multihost_utils.broadcast_one_to_all(np.int64(found[0] if found else -1)))
+            payload = multihost_utils.broadcast_one_to_all(found[1] if found else template)
+            found = (step, jax.tree_util.tree_map(np.asarray, payload)) if step >= 0 else None
+        if found is None:
+            return state, None, [], 0
+        step, payload = found
+        leaves = [jnp.asarray(x) for x in payload["state"]]
+        state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
+        if self.mesh is not None:  # every process holds the whole (replicated) state
+            state = _parallel.put_replicated(state, self.mesh)
+        stopped, at, reason = (int(x) for x in payload["guard"])
+        stop = Stop(at, _REASONS[reason]) if stopped else None
+        history = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(blank), [np.asarray(h)[:step] for h in payload["history"]]
+        )
+        return state, stop, [history], int(step)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _local(tree: Any) -> Any:
+    """The values this process holds: the whole array, or (an array spread over several
+    processes) its own shards, which its own checkpoints belong to."""
+
+    def local(a: Any) -> Any:
+        if not isinstance(a, jax.Array) or a.is_fully_addressable or a.is_fully_replicated:
+            return jax.device_get(a)
+        shards = sorted(a.addressable_shards, key=lambda s: str(s.index))
+        return [np.asarray(s.data) for s in shards]
+
+    return jax.tree_util.tree_map(local, tree)
+
+
+def describe(config: Any) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed by this call: everything that changes the
+    result, the data and the loss by fingerprint (``_fingerprint``)."""
+    hyperparams = jax.tree_util.tree_map(float, config.optimizer.hyperparams)
+    leaves = jax.tree_util.tree_leaves(config.state.params)
+    step = config.step
+    return {
+        "format": _FORMAT,
+        "plan": list(config.plan),
+        "optimizer": fingerprint(config.optimizer.static),
+        "hparams": repr(hyperparams),
+        "key": np.asarray(config.key).tolist(),
+        "first_step": config.first_step,
+        "start": fingerprint(jax.device_get(config.state)),
+        "loss": fingerprint(step.loss),
+        "data": fingerprint(_local(config.data)),
+        "mode": step.mode,
+        "gradient options": dict(step.grad_options),
+        "max_loss": config.max_loss,
+        "guard": config.guard,
+        "record_params": config.record_params,
+        "grad_norm": config.grad_norm,
+        "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
+        "order": None if config.order is None else fingerprint(config.order),
+    }
+
+
+def _payload(state: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
+    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``."""
+    history = jax.tree_util.tree_map(lambda *xs: _pad_to(np.concatenate(xs), steps), *outputs)
+    guard = [stop is not None, -1 if stop is None else stop.step, _reason_code(stop)]
+    return {
+        "state": jax.tree_util.tree_leaves(state),
+        "guard": [np.asarray(g, np.int32) for g in guard],
+        "history": jax.tree_util.tree_leaves(history),
+    }
+
+
+def _reason_code(stop: Stop | None) -> int:
+    return 0 if stop is None else _REASONS.index(stop.reason)
+
+
+def _pad_to(array: np.ndarray, steps: int) -> np.ndarray:
+    missing = steps - array.shape[0]
+    if missing <= 0:
+        return array[:steps]
+    return np.concatenate([array, np.zeros((missing, *array.shape[1:]), array.dtype)])
