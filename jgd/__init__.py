@@ -19,7 +19,7 @@ from jgd._curvature import StabilityBound, hvp, max_stable_learning_rate
 from jgd._driver import Progress
 from jgd._errors import DivergenceError, ProcessLostError
 from jgd._fit import fit
-from jgd._grad import MODES, grad, value_and_grad
+from jgd._grad import MODES, TANGENTS, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
 from jgd._parallel import data_mesh
@@ -27,11 +27,13 @@ from jgd._result import FitResult, SweepResult
 from jgd._state import TrainState
 from jgd._step import Step, make_step
 from jgd._sweep import sweep
+from jgd._tangents import total_variance as forward_gradient_variance
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODES",
+    "TANGENTS",
     "DivergenceError",
     "FitResult",
     "GradCheck",
@@ -48,6 +50,7 @@ __all__ = [
     "data",
     "data_mesh",
     "fit",
+    "forward_gradient_variance",
     "grad",
     "guard",
     "hvp",

@@ -86,6 +86,7 @@ def configure(
     chunk_size: int | None,
     step_size: float | None,
     num_tangents: int,
+    tangent: str,
     record_params: bool,
     grad_norm: bool,
     guard: str,
@@ -105,6 +106,7 @@ def configure(
         chunk_size=chunk_size,
         step_size=step_size,
         num_tangents=num_tangents,
+        tangent=tangent,
     )
     spec = _optim.resolve(optimizer, learning_rate)
     given = params if isinstance(params, TrainState) else None

@@ -32,6 +32,7 @@ def fit(
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
+    tangent: str = "rademacher",
     record_params: bool = False,
     grad_norm: bool = False,
     guard: str = "full",
@@ -65,7 +66,7 @@ def fit(
       order: an int array ``(steps, batch_size)`` of example indices, replayed exactly.
       key: an int seed or PRNG key; needed to shuffle and for ``forward_gradient``.
       mode: the gradient mode, see ``jgd.value_and_grad``; ``chunk_size``, ``step_size`` and
-        ``num_tangents`` are passed to it.
+        ``num_tangents``, ``tangent`` are passed to it.
       record_params: keep the parameter trajectory in ``params_history``.
       grad_norm: record the gradient's norm in ``grad_norms`` (a pass over the gradient a step).
       guard: ``"full"``: the first step whose loss, gradient or update is not finite ends the
@@ -126,6 +127,7 @@ def fit(
         chunk_size=chunk_size,
         step_size=step_size,
         num_tangents=num_tangents,
+        tangent=tangent,
         record_params=record_params,
         grad_norm=grad_norm,
         guard=guard,

@@ -5,14 +5,22 @@ modes, so they can be swapped, checked against each other (``check_grads``) and 
 
 - ``"reverse"``: ``jax.value_and_grad`` (backpropagation): one forward and one backward pass.
 - ``"forward"``: the exact gradient from ``jax.jvp`` along every basis tangent, P passes.
-- ``"forward_gradient"``: ``(∇f·v) v`` for random normal ``v`` (Baydin et al. 2022), an unbiased
-  estimate from one (or ``num_tangents``) jvps.
+- ``"forward_gradient"``: ``(∇f·v) v`` for a random tangent ``v`` with E[v vᵀ] = I (Baydin et al.
+  2022), an unbiased estimate from one (or ``num_tangents``) jvps; ``tangent`` picks how ``v`` is
+  drawn (``jgd._tangents``: bit-packed ±1 signs by default, rank-one ±1 products, or normal).
 - ``"fd_forward"`` / ``"fd_central"``: finite differences, P + 1 and 2P loss evaluations.
 
 The P basis tangents and perturbations are evaluated leaf by leaf with ``jax.lax.map(...,
 batch_size=chunk_size)``: a vmap over ``chunk_size`` of them at a time, so memory stays bounded
-whatever P is. JAX has no finite-difference or basis-jvp gradient of its own (``jax.test_util``'s
-checker only compares along random directions), hence these few functions.
+whatever P is. The default chunk is ``min(32, 64 MiB / bytes per tangent)``, where a tangent's
+bytes are the leaf plus every intermediate of one loss evaluation (read from its jaxpr, an upper
+bound: XLA fuses most of them). Measured on four MLPs (P = 2,710 to 25,450, batch 64 and 256):
+chunks of 16 to 128 were fastest; 32 was within 1.4x of the best on each and 1.0-1.1x on three,
+while whole-leaf chunks ran 1.5-2.5x slower and took 42-512 MiB of XLA temporary memory
+(``benchmarks/README.md``, "Forward mode's chunk size").
+
+JAX has no finite-difference or basis-jvp gradient of its own (``jax.test_util``'s checker only
+compares along random directions), hence these few functions.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _errors
+from jgd import _errors, _tangents
 from jgd._keys import as_key
 
 MODES = ("reverse", "forward", "forward_gradient", "fd_forward", "fd_central")
-_TANGENT_BYTES = 64 * 2**20  # default chunk: about 64 MiB of tangents or perturbations per leaf
+TANGENTS = _tangents.KINDS
+_CHUNK = 32  # default tangents per vmap: the measured sweet spot (module docstring)
+_CHUNK_BYTES = 64 * 2**20  # ... unless 32 tangents' intermediates would take more than this
 
 Loss = Callable[[Any, Any], jax.Array]
 GradFn = Callable[..., tuple[jax.Array, Any]]
@@ -41,6 +51,7 @@ def value_and_grad(
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
+    tangent: str = _tangents.DEFAULT,
 ) -> GradFn:
     """The loss and its gradient, computed by the chosen mode.
 
@@ -49,12 +60,17 @@ def value_and_grad(
       mode: one of ``"reverse"``, ``"forward"``, ``"forward_gradient"``, ``"fd_forward"``,
         ``"fd_central"``.
       chunk_size: how many basis tangents (``forward``), perturbations (finite differences) or
-        random tangents (``forward_gradient``) are vmapped at once. ``None`` picks, per leaf, as
-        many as fit in about 64 MiB. Any value >= 1 gives the same gradient.
+        random tangents (``forward_gradient``) are vmapped at once. ``None`` picks, per leaf,
+        32, or fewer when 32 tangents' intermediates would exceed 64 MiB (module docstring).
+        Any value >= 1 gives the same gradient.
       step_size: the relative finite-difference step; the step for a parameter ``x`` is
         ``step_size * max(1, |x|)``. ``None`` uses ``eps ** (1/2)`` (``fd_forward``) or
         ``eps ** (1/3)`` (``fd_central``) of the parameter's dtype.
       num_tangents: random tangents averaged by ``forward_gradient``.
+      tangent: how ``forward_gradient`` draws them: ``"rademacher"`` (default: ±1 entries, 32
+        per random word, the measured cheapest), ``"rank_one"`` (per matrix the outer product of
+        two ±1 vectors) or ``"normal"``. Each has E[v vᵀ] = I, so the estimate is unbiased; its
+        total variance is ``jgd.forward_gradient_variance(tangent, P, ‖g‖²)``.
 
     Returns:
       ``f(params, batch, *, key=None) -> (value, grads)``, jittable; ``grads`` has the tree
@@ -76,6 +92,7 @@ def value_and_grad(
     _errors.one_of("mode", mode, MODES)
     chunk_size = _errors.positive_int("chunk_size", chunk_size, allow_none=True)
     num_tangents = _errors.positive_int("num_tangents", num_tangents)
+    _errors.one_of("tangent", tangent, TANGENTS)
     if step_size is not None:
         step_size = _errors.positive_float("step_size", step_size)
     compute = _MODE_FNS[mode]
@@ -92,7 +109,7 @@ def value_and_grad(
         if mode in ("fd_forward", "fd_central"):
             _errors.not_half("params", params, mode)
         _errors.scalar_loss(loss, params, batch)
-        options = _Options(chunk_size, step_size, num_tangents)
+        options = _Options(chunk_size, step_size, num_tangents, tangent)
         return compute(loss, params, batch, key, options)
 
     value_and_grad_fn.__name__ = f"value_and_grad_{mode}"
@@ -138,6 +155,7 @@ class _Options(NamedTuple):
     chunk_size: int | None
     step_size: float | None
     num_tangents: int
+    tangent: str = _tangents.DEFAULT
 
 
 def _reverse(loss, params, batch, key, options):
@@ -145,10 +163,23 @@ def _reverse(loss, params, batch, key, options):
     return jax.value_and_grad(loss)(params, batch)
 
 
-def _chunk(options: _Options, leaf: jax.Array) -> int:
+def _chunk(options: _Options, leaf: jax.Array, g: Callable) -> int:
     if options.chunk_size is not None:
         return options.chunk_size
-    return int(max(1, min(leaf.size, _TANGENT_BYTES // max(1, leaf.size * leaf.dtype.itemsize))))
+    per_tangent = (leaf.size + _intermediates(jax.make_jaxpr(g)(leaf).jaxpr)) * leaf.dtype.itemsize
+    return int(max(1, min(leaf.size, _CHUNK, _CHUNK_BYTES // max(1, per_tangent))))
+
+
+def _intermediates(jaxpr: Any) -> int:
+    """Elements of every value one evaluation computes (nested jaxprs included)."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += sum(int(np.prod(getattr(v.aval, "shape", ()))) for v in eqn.outvars)
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                total += _intermediates(inner)
+    return total
 
 
 def _per_leaf(loss, params, batch, options, directional):
@@ -170,7 +201,7 @@ def _per_leaf(loss, params, batch, options, directional):
         def one(j, g=g, leaf=leaf):
             return directional(g, leaf, j)
 
-        d = jax.lax.map(one, jnp.arange(leaf.size), batch_size=_chunk(options, leaf))
+        d = jax.lax.map(one, jnp.arange(leaf.size), batch_size=_chunk(options, leaf, g))
         grads.append(d.reshape(leaf.shape).astype(leaf.dtype))
     return jax.tree_util.tree_unflatten(treedef, grads)
 
@@ -223,23 +254,15 @@ def _fd_central(loss, params, batch, key, options):
     return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
 
 
-def _random_tangent(key: jax.Array, params: Any) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    normals = [
-        jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-        for k, x in zip(keys, leaves, strict=True)
-    ]
-    return jax.tree_util.tree_unflatten(treedef, normals)
-
-
 def _forward_gradient(loss, params, batch, key, options):
     def one(k):
-        v = _random_tangent(k, params)
+        v = _tangents.draw(options.tangent, k, params)
         value, slope = jax.jvp(lambda p: loss(p, batch), (params,), (v,))
         return value, jax.tree_util.tree_map(lambda t: slope.astype(t.dtype) * t, v)
 
     keys = jax.random.split(key, options.num_tangents)
+    if options.num_tangents == 1:  # no loop around a single jvp
+        return one(keys[0])
     chunk = options.chunk_size or options.num_tangents
     values, estimates = jax.lax.map(one, keys, batch_size=min(chunk, options.num_tangents))
     return values[0], jax.tree_util.tree_map(lambda e: jnp.mean(e, axis=0), estimates)

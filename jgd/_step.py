@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import optax
 
-from jgd import _errors, _optim
+from jgd import _errors, _optim, _tangents
 from jgd._grad import MODES, value_and_grad
 from jgd._state import TrainState
 
@@ -65,6 +65,7 @@ def make_step(
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
+    tangent: str = _tangents.DEFAULT,
 ) -> Step:
     """A pure training step to compose: ``step(state, batch) -> (state, metrics)``.
 
@@ -87,7 +88,7 @@ def make_step(
         given. With a transformation, None.
       grad_norm: also report the gradient's global norm, ``metrics["grad_norm"]``. It costs a pass
         over the gradient (at batch size 1 on the seeds' MLP, more than the rest of the step).
-      chunk_size, step_size, num_tangents: passed to ``jgd.value_and_grad``.
+      chunk_size, step_size, num_tangents, tangent: passed to ``jgd.value_and_grad``.
 
     Returns:
       A ``Step``: ``step(state, batch) -> (state, metrics)``, pure and jittable; ``metrics`` holds
@@ -119,7 +120,12 @@ def make_step(
     _errors.one_of("mode", mode, MODES)
     if not isinstance(grad_norm, bool):
         raise TypeError(f"grad_norm={_errors.describe(grad_norm)} is not valid; expected a bool.")
-    options = {"chunk_size": chunk_size, "step_size": step_size, "num_tangents": num_tangents}
+    options = {
+        "chunk_size": chunk_size,
+        "step_size": step_size,
+        "num_tangents": num_tangents,
+        "tangent": tangent,
+    }
     value_and_grad(loss, mode, **options)  # checks the options
     spec = _optim.resolve(optimizer, learning_rate, need_rate=False)
     return Step(loss, spec.static, mode, grad_norm, tuple(sorted(options.items())))

@@ -62,7 +62,7 @@ def sweep(
       mesh: a ``jax.sharding.Mesh``: the runs are spread over its data axis (each device runs
         its share of them; the data is replicated).
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
-        ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``record_params``,
+        ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
         ``grad_norm``, ``guard``, ``max_loss``), with ``fit``'s defaults.
 
     Returns:

@@ -7,6 +7,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jgd
@@ -94,39 +95,82 @@ def test_float32_modes_are_close_to_reverse(mode):
     )
 
 
-def test_forward_gradient_is_unbiased_averaged_over_many_tangents(x64):
-    """E[(∇f·v) v] = ∇f for v ~ N(0, I); each component has variance ||g||² + g_i²."""
-    params = random_tree({"a": (2, 2), "b": (1,)}, seed=5)
+def _flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+@pytest.mark.parametrize("tangent", jgd.TANGENTS)
+def test_forward_gradient_is_unbiased_averaged_over_many_tangents(x64, tangent):
+    """E[(∇f·v) v] = ∇f for every tangent kind; the average of n has variance / n."""
+    params = random_tree({"a": (2, 3), "b": (2,)}, seed=5)
     batch = (jnp.float64(0.8), jnp.float64(0.4))
-    true = np.concatenate(
-        [np.ravel(x) for x in jax.tree_util.tree_leaves(jax.grad(smooth_loss)(params, batch))]
-    )
+    true = _flat(jax.grad(smooth_loss)(params, batch))
     n = 40_000
-    estimate = jax.jit(jgd.grad(smooth_loss, "forward_gradient", num_tangents=n, chunk_size=4096))(
-        params, batch, key=jax.random.key(7)
-    )
-    est = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(estimate)])
-    std = np.sqrt((np.sum(true**2) + true**2) / n)
+    fn = jgd.grad(smooth_loss, "forward_gradient", num_tangents=n, chunk_size=4096, tangent=tangent)
+    est = _flat(jax.jit(fn)(params, batch, key=jax.random.key(7)))
+    # per-component variance: ||g||² + g_i² (normal), ||g||² - g_i² (±1 entries)
+    sign = 1 if tangent == "normal" else -1
+    std = np.sqrt((np.sum(true**2) + sign * true**2) / n)
     z = (est - true) / std
-    assert np.all(np.abs(z) < 4.5), z  # P = 5 components: a false alarm has odds ~ 1e-4
+    assert np.all(np.abs(z) < 4.5), z  # P = 8 components: a false alarm has odds ~ 1e-4
 
 
-def test_forward_gradient_single_tangent_is_unbiased_across_keys(x64):
-    """One tangent per call; the mean over keys converges to ∇f, checked by a z-score."""
-    params = jnp.array([0.3, -1.2, 2.0])
+@pytest.mark.parametrize("tangent", jgd.TANGENTS)
+def test_forward_gradient_single_tangent_unbiased_with_its_variance(x64, tangent):
+    """One tangent per call: the mean over keys converges to ∇f (z-score), and the total
+    variance E||ĝ - g||² matches jgd.forward_gradient_variance: (P + 1)||g||² for normal
+    tangents, (P - 1)||g||² for ±1 entries (Rademacher, rank-one)."""
+    params = random_tree({"a": (2, 3), "b": (2,)}, seed=2)
     batch = (jnp.float64(1.0), jnp.float64(0.5))
-    true = np.asarray(jax.grad(smooth_loss)(params, batch))
-    fn = jax.jit(
-        jax.vmap(lambda k: jgd.grad(smooth_loss, "forward_gradient")(params, batch, key=k))
-    )
+    true = _flat(jax.grad(smooth_loss)(params, batch))
+    one = jgd.grad(smooth_loss, "forward_gradient", tangent=tangent)
+    fn = jax.jit(jax.vmap(lambda k: _flat_jnp(one(params, batch, key=k))))
     samples = np.asarray(fn(jax.random.split(jax.random.key(11), 20_000)))
     assert not np.allclose(samples[0], true)  # one sample is far from the gradient...
     z = (samples.mean(0) - true) / (samples.std(0, ddof=1) / np.sqrt(len(samples)))
     assert np.all(np.abs(z) < 4.5), z  # ...but the mean is unbiased
-    # and the sample covariance matches theory: Cov = ||g||² I + g gᵀ
-    cov = np.cov(samples.T)
-    theory = np.sum(true**2) * np.eye(3) + np.outer(true, true)
-    np.testing.assert_allclose(cov, theory, rtol=0.1, atol=0.1 * np.sum(true**2))
+    total = np.sum(np.var(samples, axis=0, ddof=1))
+    theory = jgd.forward_gradient_variance(tangent, true.size, float(np.sum(true**2)))
+    assert abs(total / theory - 1) < 0.05, (total, theory)
+    if tangent != "rank_one":  # i.i.d. entries: the whole covariance is known too
+        g = true
+        sign = 1 if tangent == "normal" else -1
+        want = np.sum(g**2) * np.eye(g.size) + np.outer(g, g) + (sign - 1) * np.diag(g**2)
+        np.testing.assert_allclose(np.cov(samples.T), want, atol=0.1 * np.sum(g**2))
+
+
+def _flat_jnp(tree):
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+def test_tangent_kinds_draw_plus_minus_one_and_are_rank_one_per_matrix():
+    params = {"w": jnp.zeros((5, 7)), "b": jnp.zeros(3), "k": jnp.zeros((2, 3, 4))}
+    for kind in ("rademacher", "rank_one"):
+        v = jgd._tangents.draw(kind, jax.random.key(0), params)
+        for x in jax.tree_util.tree_leaves(v):
+            assert set(np.unique(np.asarray(x)).tolist()) <= {-1.0, 1.0}
+    v = jgd._tangents.draw("rank_one", jax.random.key(0), params)
+    assert np.linalg.matrix_rank(np.asarray(v["w"])) == 1
+    signs = np.asarray(
+        jgd._tangents.draw("rademacher", jax.random.key(1), {"x": jnp.zeros(10_000)})["x"]
+    )
+    assert abs(signs.mean()) < 0.05  # the bit-packed signs are balanced
+
+
+def test_unknown_tangent_is_named():
+    with pytest.raises(ValueError, match="tangent"):
+        jgd.value_and_grad(smooth_loss, "forward_gradient", tangent="uniform")
+    with pytest.raises(ValueError, match="tangent"):
+        jgd.fit(
+            quadratic,
+            jnp.ones(2),
+            jnp.ones((4, 2)),
+            optimizer=optax.sgd,
+            learning_rate=0.1,
+            mode="forward_gradient",
+            key=0,
+            tangent="gaussian",
+        )
 
 
 def test_check_grads_reports_every_mode(x64):
