@@ -15,7 +15,7 @@ key1, key2, key3 = jax.random.split(jax.random.key(0), 3)
 params = {"W1": jax.random.normal(key1, (20, 50)) * 0.1, "W2": jax.random.normal(key2, (50, 3))}
 batch = jax.random.normal(key3, (32, 20))
 
-report = jgd.check_grads(loss, params, batch, timeit=True)
+report = jgd.check_grads(loss, params, batch, timing=True)
 print(report)  # relative error, loss evaluations and time of each mode vs reverse mode
 forward = report["forward"]
 print(

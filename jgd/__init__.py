@@ -22,6 +22,7 @@ from jgd._fit import fit
 from jgd._grad import MODES, TANGENTS, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
+from jgd._modes import ModeComparison, ModeCost, compare_modes, jacobian
 from jgd._parallel import data_mesh
 from jgd._result import FitResult, SweepResult
 from jgd._state import TrainState
@@ -38,6 +39,8 @@ __all__ = [
     "FitResult",
     "GradCheck",
     "GradCheckRow",
+    "ModeComparison",
+    "ModeCost",
     "ProcessLostError",
     "Progress",
     "StabilityBound",
@@ -46,6 +49,7 @@ __all__ = [
     "SweepResult",
     "TrainState",
     "check_grads",
+    "compare_modes",
     "compile_count",
     "data",
     "data_mesh",
@@ -54,6 +58,7 @@ __all__ = [
     "grad",
     "guard",
     "hvp",
+    "jacobian",
     "losses",
     "make_step",
     "max_stable_learning_rate",

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _errors, _timing
-from jgd._grad import MODES, Loss, grad, loss_evaluations
+from jgd import _errors, _modes
+from jgd._grad import MODES, TANGENTS, Loss, grad, loss_evaluations
 from jgd._keys import as_key
 
 
@@ -20,7 +20,8 @@ class GradCheckRow(NamedTuple):
     relative_error: float  # ||g - g_reverse|| / ||g_reverse|| over the whole tree
     max_abs_error: float
     loss_evaluations: int  # see loss_evaluations()
-    seconds: float | None = None  # median time of one jitted gradient, with timeit=True
+    seconds: float | None = None  # median time of one jitted gradient, with timing=True
+    memory_bytes: int | None = None  # XLA's compiled temporaries + outputs, with timing=True
 
 
 class GradCheck(NamedTuple):
@@ -29,6 +30,14 @@ class GradCheck(NamedTuple):
     rows: tuple[GradCheckRow, ...]
     num_params: int
     dtype: str
+
+    @property
+    def verdict(self) -> str:
+        """Which exact mode is cheapest here, by how much, at what memory (needs timing=True)."""
+        if any(r.seconds is None for r in self.rows):
+            return "not timed: check_grads(..., timing=True) measures each mode."
+        rows = [_modes.ModeCost(r.mode, r.seconds, r.memory_bytes or 0) for r in self.rows]
+        return _modes.verdict(rows, estimates=("forward_gradient",))
 
     def __getitem__(self, mode):  # type: ignore[override]
         if isinstance(mode, str):
@@ -42,14 +51,16 @@ class GradCheck(NamedTuple):
         head = f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), vs reverse mode"
         timed = all(r.seconds is not None for r in self.rows)
         title = f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"
-        lines = [head, title + (f"{'time':>12}" if timed else "")]
+        lines = [head, title + (f"{'time':>12}{'XLA memory':>14}" if timed else "")]
         for r in self.rows:
             line = (
                 f"{r.mode:<18}{r.relative_error:>12.2e}{r.max_abs_error:>14.2e}"
                 f"{r.loss_evaluations:>12,}"
             )
-            lines.append(line + (f"{r.seconds * 1e3:>10.3f}ms" if timed else ""))
-        return "\n".join(lines)
+            if timed:
+                line += f"{r.seconds * 1e3:>10.3f}ms{(r.memory_bytes or 0) / 2**20:>10.2f} MiB"
+            lines.append(line)
+        return "\n".join([*lines, self.verdict] if timed else lines)
 
 
 def check_grads(
@@ -62,8 +73,10 @@ def check_grads(
     num_tangents: int = 1,
     chunk_size: int | None = None,
     step_size: float | None = None,
-    timeit: bool = False,
+    tangent: str = TANGENTS[0],
+    timing: bool = False,
     repeats: int = 5,
+    timeit: bool | None = None,
 ) -> GradCheck:
     """Every gradient mode against reverse mode, as data and as a readable table.
 
@@ -73,13 +86,17 @@ def check_grads(
       batch: the batch the loss is evaluated on.
       modes: which modes to compare (reverse mode is the reference).
       key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
-      num_tangents, chunk_size, step_size: passed to ``value_and_grad``.
-      timeit: also time each mode: the median of ``repeats`` calls of the jitted gradient,
-        compiled and warmed up first, each blocked until ready.
+      num_tangents, chunk_size, step_size, tangent: passed to ``value_and_grad``.
+      timing: also measure each mode: the median of ``repeats`` calls of the jitted gradient
+        (compiled and warmed up first, each blocked until ready) and the memory XLA's compiled
+        program allocates (temporaries + outputs, from ``memory_analysis()``); the report ends
+        with a verdict: the cheapest exact mode, by how much, at what memory.
       repeats: timed calls per mode.
+      timeit: the former name of ``timing``.
 
     Returns:
-      A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table.
+      A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table;
+      ``result.verdict``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -98,21 +115,17 @@ def check_grads(
         _errors.one_of("modes[...]", mode, MODES)
     key = as_key(0 if key is None else key)
     repeats = _errors.positive_int("repeats", repeats)
+    timing = bool(timeit) if timeit is not None else timing
     reference = jax.jit(grad(loss, "reverse"))(params, batch)
     ref = _flat64(reference)
     rows = []
     for mode in modes:
-        fn = jax.jit(
-            grad(loss, mode, chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents)
+        options = dict(
+            chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents, tangent=tangent
         )
+        fn = jax.jit(grad(loss, mode, **options))
         got = _flat64(fn(params, batch, key=key))
-        seconds = (
-            _timing.timeit(
-                lambda fn=fn: fn(params, batch, key=key), repeats=repeats, warmup=0
-            ).median
-            if timeit
-            else None
-        )
+        cost = _modes.measure(mode, fn, (params, batch), repeats, key=key) if timing else None
         err = got - ref
         rows.append(
             GradCheckRow(
@@ -120,7 +133,8 @@ def check_grads(
                 relative_error=float(np.linalg.norm(err) / max(np.linalg.norm(ref), 1e-300)),
                 max_abs_error=float(np.max(np.abs(err))) if err.size else 0.0,
                 loss_evaluations=loss_evaluations(mode, ref.size, num_tangents),
-                seconds=seconds,
+                seconds=cost.seconds if cost else None,
+                memory_bytes=cost.memory_bytes if cost else None,
             )
         )
     dtype = str(jnp.result_type(*jax.tree_util.tree_leaves(params)))

@@ -1,6 +1,6 @@
 """The one timer: warm-up outside the clock, blocked calls, repeats, the median and the spread.
 
-Every time jgd reports goes through here: ``check_grads(timeit=True)``, the tour, ``jgd bench``
+Every time jgd reports goes through here: ``check_grads(timing=True)``, the tour, ``jgd bench``
 and the jgd-vs-PyTorch comparison. Two shapes of measurement:
 
 - ``timeit(fn)``: call ``fn`` (warm-up first), block on its result, repeat; wall time per call.

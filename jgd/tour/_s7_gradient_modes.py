@@ -46,7 +46,7 @@ def gradient_modes(hidden_sizes: tuple[int, ...] = (64, 128, 256)) -> Section:
         p, twin = _mlp(32), _mlp(32, activation="tanh")  # the same params, a smooth function
         P = sum(x.size for x in jax.tree_util.tree_leaves(p.params))
         forward_pass = _seconds(jax.jit(p.loss), p.params, p.data, repeats=20)
-        report = jgd.check_grads(p.loss, p.params, p.data, timeit=True, repeats=3)
+        report = jgd.check_grads(p.loss, p.params, p.data, timing=True, repeats=3)
         smooth = jgd.check_grads(twin.loss, twin.params, twin.data, modes=("fd_central",))
         scaling = [_cost_in_passes(hidden) for hidden in hidden_sizes]
     rows = [
