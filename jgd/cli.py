@@ -144,7 +144,21 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
     bench.add_argument("--out", default="benchmarks/results", help="where results are written")
+    bench.add_argument(
+        "--function",
+        metavar="MODULE:NAME",
+        help="ad only: compare forward and reverse mode on your function (mypkg.mod:f or f.py:f)",
+    )
+    bench.add_argument(
+        "--input-shape", type=_shape, metavar="N[,M...]", help="with --function: its input's shape"
+    )
     return p
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    """An argparse type: a shape such as ``1000`` or ``32,32`` of positive integers."""
+    parse = _int_in(1, INT32)
+    return tuple(parse(part) for part in text.split(","))
 
 
 def _writable(folder: str, flag: str) -> pathlib.Path:
@@ -239,7 +253,14 @@ def _compare(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from jgd import bench
 
-    bench.run(args.name, quick=args.quick, out=str(_writable(args.out, "--out")))
+    if (args.function or args.input_shape) and args.name != "ad":
+        raise UsageError(f"jgd bench: --function and --input-shape go with ad, not {args.name}")
+    if args.input_shape and not args.function:
+        raise UsageError("jgd bench: --input-shape needs --function MODULE:NAME")
+    options = {}
+    if args.function:
+        options = {"function": args.function, "input_shape": args.input_shape}
+    bench.run(args.name, quick=args.quick, out=str(_writable(args.out, "--out")), **options)
     return 0
 
 

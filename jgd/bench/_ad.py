@@ -1,13 +1,23 @@
-"""``jgd bench ad``: the cost of one gradient by each mode against P, and jacfwd vs jacrev.
+"""``jgd bench ad``: what one gradient costs by each mode against P, beside ``torch.func``, and
+the Jacobian crossover (forward against reverse as n and m vary) for both libraries.
 
-Every gradient is timed jitted, compiled and warmed up first, blocked, as the median of several
-calls, and divided by the median time of one forward pass (one loss evaluation) of the same
-model and batch. Slopes are fitted on log-log axes over the sizes where a forward pass is
-compute-bound (not dominated by per-call overhead).
+Every call is timed jitted (jgd) or eager (PyTorch), warm, blocked, as the median of several. A
+gradient's cost is counted two ways:
+
+- time: seconds divided by the compute time of one forward pass (a 16x larger batch, divided by
+  16: a single batch-64 pass is mostly per-call overhead). A slope is fitted on log-log axes only
+  over the points where the measured per-call overhead (a jitted no-op on the same arguments) is
+  under 10% of both the gradient's time and the unit's;
+- FLOPs: XLA's count (``cost_analysis()`` of the lowered program, tangents unchunked so no loop
+  hides its trip count) divided by a forward pass's. It has no overhead and no cache effects.
+
+``--function MODULE:NAME --input-shape N[,M...]`` compares forward and reverse mode on your own
+function instead (``jgd.compare_modes``): time, XLA memory and a verdict.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import jax
@@ -15,15 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import jgd
+from jgd.bench import _ad_torch, _ad_user
 from jgd.bench import _harness as hn
 
-THEORY = {
-    "reverse": 0.0,
-    "forward": 1.0,
-    "forward_gradient": 0.0,
-    "fd_forward": 1.0,
-    "fd_central": 1.0,
-}
+THEORY = {"reverse": 0, "forward": 1, "forward_gradient": 0, "fd_forward": 1, "fd_central": 1}
+PEERS = ("torch.func.grad", "torch.func.jvp forward gradient")
+HEAVY = ("forward", "fd_forward", "fd_central")
 
 
 def _problem(hidden: int, batch: int = 64):
@@ -31,55 +38,99 @@ def _problem(hidden: int, batch: int = 64):
     return mlp.loss, mlp.params, jax.device_put(tuple(mlp.data))
 
 
-def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int]) -> list[dict[str, Any]]:
-    """One row per (width, mode): seconds, cost in forward passes, peak RSS."""
+def _flops(fn, *args, **kwargs) -> float:
+    analysis = jax.jit(fn).lower(*args, **kwargs).cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
+    return float(analysis["flops"])
+
+
+def _units(loss, params, batch) -> dict[str, float]:
+    """A forward pass: its compute time (marginal), its FLOPs, and the per-call overhead."""
+    forward = jax.jit(loss)
+    big = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * 16), batch)
+    noop = jax.jit(lambda p, b: jax.tree_util.tree_leaves(p)[0].ravel()[0])
+    return {
+        "forward_seconds": hn.timeit(lambda: forward(params, batch), repeats=21).median,
+        "marginal_seconds": hn.timeit(lambda: forward(params, big), repeats=11).median / 16,
+        "marginal_overhead": hn.timeit(lambda: noop(params, big), repeats=21).median,
+        "overhead_seconds": hn.timeit(lambda: noop(params, batch), repeats=21).median,
+        "forward_flops": _flops(loss, params, batch),
+    }
+
+
+def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int], torch: bool) -> list[dict]:
+    """One row per (width, mode): seconds, XLA memory, cost in forward passes by time and FLOPs."""
     rows = []
     for hidden in hidden_all:
         loss, params, batch = _problem(hidden)
         P = sum(x.size for x in jax.tree_util.tree_leaves(params))
-        forward_jit = jax.jit(loss)
-        one = hn.timeit(lambda f=forward_jit, p=params, b=batch: f(p, b), repeats=21).median
-        # A single small forward pass is dominated by per-call overhead; its marginal compute
-        # cost (a 16x larger batch, divided by 16) is the unit the slopes are fitted in.
-        big = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * 16), batch)
-        marginal = hn.timeit(lambda f=forward_jit, p=params, b=big: f(p, b), repeats=11).median
-        marginal /= 16
+        unit = _units(loss, params, batch)
         for mode in jgd.MODES:
-            if mode in ("forward", "fd_forward", "fd_central") and hidden not in hidden_p_modes:
+            if mode in HEAVY and hidden not in hidden_p_modes:
                 continue
             fn = jax.jit(jgd.grad(loss, mode))
             key = jax.random.key(0)
-            jax.block_until_ready(fn(params, batch, key=key))  # compile outside the clock
-            reset = hn.reset_peak_rss()
-            heavy = mode in ("forward", "fd_forward", "fd_central")
-            t = hn.timeit(
-                lambda fn=fn, p=params, b=batch, k=key: fn(p, b, key=k),
-                repeats=3 if heavy else 21,
-                warmup=0 if heavy else 1,
+            cost = jgd._modes.measure(
+                mode, fn, (params, batch), 3 if mode in HEAVY else 21, key=key
             )
+            whole = jgd.grad(loss, mode, chunk_size=P)  # one vmap: XLA counts every tangent
+            flops = _flops(whole, params, batch, key=key)
             rows.append(
-                {
-                    "hidden": hidden,
-                    "P": int(P),
-                    "mode": mode,
-                    "seconds": t.median,
-                    "spread": [t.min, t.max],
-                    "forward_pass_seconds": one,
-                    "cost_in_forward_passes": t.median / one,
-                    "marginal_forward_seconds": marginal,
-                    "cost_in_marginal_passes": t.median / marginal,
-                    "peak_rss_mb": hn.peak_rss_mb() if reset else None,
-                }
+                _row(hidden, P, mode, cost.seconds, unit, memory=cost.memory_bytes, flops=flops)
             )
-            hn.say(
-                f"  P={P:>8,} {mode:<17} {t.median * 1e3:10.2f} ms "
-                f"= {t.median / one:10.1f} forward passes"
-            )
+        if torch:
+            for name, t in _ad_torch.mlp_gradients(params, batch, repeats=21).items():
+                rows.append(_row(hidden, P, name, t.median, unit))
     return rows
 
 
-def jacobian_crossover(sizes: list[int], fixed: int = 64, width: int = 256) -> list[dict]:
-    """jacfwd vs jacrev for f: R^n -> R^m, f(x) = tanh(W2 tanh(W1 x)), as n and m vary."""
+def _row(hidden, P, mode, seconds, unit, memory=None, flops=None) -> dict[str, Any]:
+    overhead = max(
+        unit["overhead_seconds"] / seconds,
+        unit["marginal_overhead"] / (16 * unit["marginal_seconds"]),
+    )
+    row = {
+        "hidden": hidden,
+        "P": int(P),
+        "mode": mode,
+        "seconds": seconds,
+        "xla_memory_bytes": memory,
+        **unit,
+        "cost_in_forward_passes": seconds / unit["forward_seconds"],
+        "cost_in_marginal_passes": seconds / unit["marginal_seconds"],
+        "overhead_fraction": overhead,
+        "cost_in_flops": None if flops is None else flops / unit["forward_flops"],
+    }
+    hn.say(
+        f"  P={P:>8,} {mode:<32} {seconds * 1e3:10.3f} ms = "
+        f"{row['cost_in_marginal_passes']:10.1f} passes"
+        + ("" if flops is None else f" ({row['cost_in_flops']:.1f} by FLOPs)")
+    )
+    return row
+
+
+def slopes(costs: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per mode: the time slope over the overhead-free points, and the FLOP slope."""
+    out = {}
+    for mode in jgd.MODES:
+        mine = [r for r in costs if r["mode"] == mode]
+        clean = [r for r in mine if r["overhead_fraction"] < 0.10]
+        time = (
+            hn.slope(*zip(*[(r["P"], r["cost_in_marginal_passes"]) for r in clean], strict=True))
+            if len(clean) > 1
+            else None
+        )
+        flop = (
+            hn.slope(*zip(*[(r["P"], r["cost_in_flops"]) for r in mine], strict=True))
+            if len(mine) > 1
+            else None
+        )
+        out[mode] = {"time": time, "time_points": len(clean), "flops": flop, "theory": THEORY[mode]}
+    return out
+
+
+def jacobian_crossover(sizes: list[int], torch: bool, fixed: int = 64, width: int = 256) -> list:
+    """jacfwd vs jacrev for f: R^n -> R^m, f(x) = tanh(W2 tanh(W1 x)), in JAX and PyTorch."""
     rows = []
     for vary in ("n", "m"):
         for size in sizes:
@@ -88,116 +139,62 @@ def jacobian_crossover(sizes: list[int], fixed: int = 64, width: int = 256) -> l
             W1 = jax.random.normal(k1, (width, n)) / np.sqrt(n)
             W2 = jax.random.normal(k2, (m, width)) / np.sqrt(width)
             x = jax.random.normal(k3, (n,))
-
-            def f(x, W1=W1, W2=W2):
-                return jnp.tanh(W2 @ jnp.tanh(W1 @ x))
-
-            fwd, rev = jax.jit(jax.jacfwd(f)), jax.jit(jax.jacrev(f))
-            tf = hn.timeit(lambda fwd=fwd, x=x: fwd(x), repeats=21).median
-            tr = hn.timeit(lambda rev=rev, x=x: rev(x), repeats=21).median
-            rows.append({"vary": vary, "n": n, "m": m, "jacfwd": tf, "jacrev": tr})
+            report = jgd.compare_modes(
+                lambda x, W1=W1, W2=W2: jnp.tanh(W2 @ jnp.tanh(W1 @ x)), x, repeats=21
+            )
+            row = {
+                "vary": vary,
+                "n": n,
+                "m": m,
+                "jax jacfwd": report["forward"].seconds,
+                "jax jacrev": report["reverse"].seconds,
+            }
+            if torch:
+                row.update(_ad_torch.jacobians(W1, W2, x, repeats=21))
+            rows.append(row)
+            hn.say(
+                f"  n={n:>5} m={m:>5} "
+                + " ".join(
+                    f"{k} {v * 1e3:.3f} ms"
+                    for k, v in row.items()
+                    if k.endswith(("jacfwd", "jacrev"))
+                )
+            )
     return rows
 
 
-def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
+def run(
+    quick: bool,
+    out: str,
+    tiny: bool = False,
+    function: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    if function is not None:
+        return _ad_user.run(function, input_shape, out)
     hidden_all = [8, 16, 32] if quick else [8, 16, 32, 64, 128, 512]
-    hidden_p = [8, 16, 32] if quick else [8, 16, 32, 64]
+    hidden_p = [8, 16] if quick else [8, 16, 32, 64]
     if tiny:
         hidden_all = hidden_p = [1, 2]
-    hn.say("gradient cost per mode (MLP 784-h-10, batch 64):")
-    costs = gradient_costs(hidden_all, hidden_p)
-    slopes = {}
-    for mode in jgd.MODES:
-        pts = [(r["P"], r["cost_in_marginal_passes"]) for r in costs if r["mode"] == mode]
-        slopes[mode] = hn.slope(*zip(*pts, strict=True)) if len(pts) > 1 else None
-    jac = jacobian_crossover(
-        [4, 16] if tiny else [4, 16, 64, 256] if quick else [4, 16, 64, 256, 1024]
+    torch = importlib.util.find_spec("torch") is not None
+    hn.say(
+        "gradient cost per mode (MLP 784-h-10, batch 64)"
+        + (", with torch.func" if torch else ", torch not installed")
     )
-    table = _table(costs, slopes, jac)
+    costs = gradient_costs(hidden_all, hidden_p, torch)
+    fitted = slopes(costs)
+    hn.say(
+        "Jacobian of tanh(W2 tanh(W1 x)): forward vs reverse, JAX"
+        + (" and PyTorch" if torch else "")
+    )
+    jac = jacobian_crossover(
+        [4, 16] if tiny else [4, 16, 64, 256] if quick else [4, 16, 64, 256, 1024], torch
+    )
+    from jgd.bench import _ad_report
+
+    table = _ad_report.table(costs, fitted, jac)
     print(table)
-    results = {
-        "quick": quick,
-        "gradient_costs": costs,
-        "slopes": slopes,
-        "theory": THEORY,
-        "jacobian": jac,
-    }
-    files = hn.write(out, "ad", results, table, _figures(costs, jac))
+    results = {"quick": quick, "gradient_costs": costs, "slopes": fitted, "jacobian": jac}
+    files = hn.write(out, "ad", results, table, _ad_report.figures(costs, jac))
     print("written:", ", ".join(str(f) for f in files))
     return results
-
-
-def _table(costs, slopes, jac) -> str:
-    Ps = sorted({r["P"] for r in costs})
-    by = {(r["P"], r["mode"]): r for r in costs}
-    rows = []
-    for mode in jgd.MODES:
-        cells = [
-            f"{by[(P, mode)]['cost_in_forward_passes']:,.1f}" if (P, mode) in by else "-"
-            for P in Ps
-        ]
-        s = slopes[mode]
-        rows.append([mode, *cells, "-" if s is None else f"{s:.2f}", f"{THEORY[mode]:.0f}"])
-    part1 = hn.markdown(["mode", *[f"P={P:,}" for P in Ps], "slope", "theory"], rows)
-    mem = hn.markdown(
-        ["mode", *[f"P={P:,}" for P in Ps]],
-        [
-            [
-                mode,
-                *[
-                    f"{by[(P, mode)]['peak_rss_mb']:.0f}"
-                    if (P, mode) in by and by[(P, mode)]["peak_rss_mb"]
-                    else "-"
-                    for P in Ps
-                ],
-            ]
-            for mode in jgd.MODES
-        ],
-    )
-    part2 = hn.markdown(
-        ["vary", "n", "m", "jacfwd (ms)", "jacrev (ms)", "faster"],
-        [
-            [
-                r["vary"],
-                r["n"],
-                r["m"],
-                f"{r['jacfwd'] * 1e3:.3f}",
-                f"{r['jacrev'] * 1e3:.3f}",
-                "jacfwd" if r["jacfwd"] < r["jacrev"] else "jacrev",
-            ]
-            for r in jac
-        ],
-    )
-    return (
-        "Cost of one gradient in forward passes (median; slope of log cost vs log P):\n\n"
-        f"{part1}\n\nPeak RSS of the process while timing each mode (MB):\n\n{mem}\n\n"
-        f"Jacobian of f: R^n -> R^m (median time):\n\n{part2}"
-    )
-
-
-def _figures(costs, jac):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig1, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for mode in jgd.MODES:
-        pts = sorted((r["P"], r["cost_in_forward_passes"]) for r in costs if r["mode"] == mode)
-        ax.loglog(*zip(*pts, strict=True), "o-", label=mode)
-    ax.set(
-        xlabel="parameters P",
-        ylabel="cost of one gradient (forward passes)",
-        title="Gradient cost by mode (MLP 784-h-10, batch 64)",
-    )
-    ax.legend()
-    fig2, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for ax, vary in zip(axes, ("n", "m"), strict=True):
-        rows = [r for r in jac if r["vary"] == vary]
-        xs = [r[vary] for r in rows]
-        ax.loglog(xs, [r["jacfwd"] * 1e3 for r in rows], "o-", label="jax.jacfwd")
-        ax.loglog(xs, [r["jacrev"] * 1e3 for r in rows], "s-", label="jax.jacrev")
-        other = "m" if vary == "n" else "n"
-        ax.set(xlabel=vary, ylabel="ms", title=f"Jacobian, {other} = {rows[0][other]}")
-        ax.legend()
-    return [fig1, fig2]
