@@ -23,6 +23,7 @@ from jgd._grad import MODES, TANGENTS, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
 from jgd._modes import ModeComparison, ModeCost, compare_modes, jacobian
+from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
 from jgd._result import FitResult, SweepResult
 from jgd._state import TrainState
@@ -41,6 +42,7 @@ __all__ = [
     "GradCheckRow",
     "ModeComparison",
     "ModeCost",
+    "NoiseScale",
     "ProcessLostError",
     "Progress",
     "StabilityBound",
@@ -56,6 +58,7 @@ __all__ = [
     "fit",
     "forward_gradient_variance",
     "grad",
+    "gradient_noise_scale",
     "guard",
     "hvp",
     "jacobian",

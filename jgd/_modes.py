@@ -132,6 +132,17 @@ def measure(mode: str, jitted: Any, args: tuple, repeats: int, **kwargs: Any) ->
     return ModeCost(mode, seconds, memory)
 
 
+def flops(fn: Callable, *args: Any, **kwargs: Any) -> float:
+    """XLA's FLOP count of ``fn`` at ``args`` (``cost_analysis()`` of the lowered program).
+
+    XLA counts a loop's body once, whatever its trip count: count a chunked gradient with its
+    tangents in one chunk (``chunk_size=P``); lowering allocates nothing.
+    """
+    analysis = jax.jit(fn).lower(*args, **kwargs).cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
+    return float(analysis["flops"])
+
+
 def verdict(rows: Sequence[ModeCost], estimates: Sequence[str] = ()) -> str:
     """The cheapest exact mode, how many times cheaper than each other one, and the memory.
 

@@ -68,8 +68,11 @@ def test_section_7_modes_agree_and_count_their_passes():
     assert report["forward"].loss_evaluations == P + 1 and report["reverse"].loss_evaluations == 2
     assert report["fd_central"].loss_evaluations == 2 * P
     assert all(r.seconds > 0 for r in report.rows)
-    sizes = [p for p, _, _ in section.figure["scaling"]]
+    sizes = [row[0] for row in section.figure["scaling"]]
     assert sizes == sorted(sizes) and len(sizes) == 3
+    slopes = {r.quantity.split(":")[0]: r for r in section.rows if "by XLA FLOPs" in r.quantity}
+    assert slopes["forward mode"].reference == 1 and slopes["reverse mode"].reference == 0
+    assert all(r.agree for r in slopes.values())  # FLOP slopes within 0.15 of theory
 
 
 def test_section_8_matches_pytorch():

@@ -38,12 +38,6 @@ def _problem(hidden: int, batch: int = 64):
     return mlp.loss, mlp.params, jax.device_put(tuple(mlp.data))
 
 
-def _flops(fn, *args, **kwargs) -> float:
-    analysis = jax.jit(fn).lower(*args, **kwargs).cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
-    return float(analysis["flops"])
-
-
 def _units(loss, params, batch) -> dict[str, float]:
     """A forward pass: its compute time (marginal), its FLOPs, and the per-call overhead."""
     forward = jax.jit(loss)
@@ -54,7 +48,7 @@ def _units(loss, params, batch) -> dict[str, float]:
         "marginal_seconds": hn.timeit(lambda: forward(params, big), repeats=11).median / 16,
         "marginal_overhead": hn.timeit(lambda: noop(params, big), repeats=21).median,
         "overhead_seconds": hn.timeit(lambda: noop(params, batch), repeats=21).median,
-        "forward_flops": _flops(loss, params, batch),
+        "forward_flops": jgd._modes.flops(loss, params, batch),
     }
 
 
@@ -74,7 +68,7 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int], torch: bool
                 mode, fn, (params, batch), 3 if mode in HEAVY else 21, key=key
             )
             whole = jgd.grad(loss, mode, chunk_size=P)  # one vmap: XLA counts every tangent
-            flops = _flops(whole, params, batch, key=key)
+            flops = jgd._modes.flops(whole, params, batch, key=key)
             rows.append(
                 _row(hidden, P, mode, cost.seconds, unit, memory=cost.memory_bytes, flops=flops)
             )

@@ -1,8 +1,11 @@
-"""``jgd bench fwdgrad``: the forward gradient vs backprop on real digits (Baydin et al. 2022).
+"""``jgd bench fwdgrad``: the forward gradient vs backprop (Baydin et al. 2022), per tangent kind.
 
-The seeds' MLP trained by SGD with gradients from reverse mode and from the forward gradient
-(one random jvp per step), same batches; the loss against steps and against wall time. Data:
-MNIST from ``$JGD_MNIST`` or ``../shared/data/mnist`` when present, else scikit-learn's 8x8 digits.
+1. What a step costs: a ``jgd.fit`` step of the seeds' MLP (784-128-10) at batch 64 and 256 with
+   the gradient from reverse mode and from the forward gradient with each tangent kind
+   (``jgd.TANGENTS``), interleaved rounds, medians, as a ratio to the reverse step.
+2. What a step buys: SGD on real digits with each gradient, same batches; the loss after N steps,
+   test accuracy, and the loss against steps and against wall time. Data: MNIST from
+   ``$JGD_MNIST`` or ``../shared/data/mnist`` when present, else scikit-learn's 8x8 digits.
 """
 
 from __future__ import annotations
@@ -24,18 +27,57 @@ def _mnist_dir() -> str | None:
     return None
 
 
+GRADIENTS = {"reverse": {"mode": "reverse"}} | {
+    f"forward_gradient ({kind})": {"mode": "forward_gradient", "tangent": kind}
+    for kind in jgd.TANGENTS
+}
+
+
+def step_costs(batch_sizes: list[int], steps: int, rounds: int) -> list[dict[str, Any]]:
+    """Seconds per ``fit`` step for each gradient, interleaved; the ratio to reverse mode."""
+    mlp = jgd.problems.mlp("synthetic", examples=8192)
+    rows = []
+    for B in batch_sizes:
+        epochs = max(1, steps * B // len(mlp.data.X))
+
+        def one(options, B=B, epochs=epochs):
+            result = mlp.fit(learning_rate=0.01, batch_size=B, epochs=epochs, key=0, **options)
+            return result.run_time / result.steps
+
+        for options in GRADIENTS.values():
+            one(options)  # compile outside the clock
+        times = jgd.timing.interleaved(
+            {name: lambda o=o: one(o) for name, o in GRADIENTS.items()}, rounds=rounds
+        )
+        base = times["reverse"].median
+        for name, t in times.items():
+            rows.append(
+                {"batch": B, "gradient": name, "seconds": t.median, "ratio": t.median / base}
+            )
+            hn.say(
+                f"  B={B:>4} {name:<30} {t.median * 1e3:8.3f} ms/step "
+                f"= {t.median / base:.2f}x reverse"
+            )
+    return rows
+
+
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
+    hn.say("step cost via jgd.fit, MLP 784-128-10:")
+    costs = step_costs(
+        [64, 256], steps=20 if tiny else 200, rounds=1 if tiny else 5 if quick else 9
+    )
     mlp = jgd.problems.mlp("real", mnist_dir=None if tiny else _mnist_dir())
     width = mlp.data.X.shape[1]
     epochs = 1 if tiny else 2 if quick else 10
-    settings = {"reverse": 0.05, "forward_gradient": 0.002}
+    hn.say(f"learning: SGD, batch 64, {epochs} epochs on {mlp.note}:")
     curves = {}
-    for mode, lr in settings.items():
-        kwargs = dict(learning_rate=lr, batch_size=64, epochs=epochs, key=0, mode=mode)
+    for name, options in GRADIENTS.items():
+        lr = 0.05 if name == "reverse" else 0.002
+        kwargs = dict(learning_rate=lr, batch_size=64, epochs=epochs, key=0, **options)
         mlp.fit(**kwargs)  # compile outside the clock
         result = mlp.fit(**kwargs)
         acc = mlp.accuracy(result.params)
-        curves[mode] = {
+        curves[name] = {
             "lr": lr,
             "losses": result.losses,
             "run_time": result.run_time,
@@ -43,7 +85,7 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
             "accuracy": acc,
         }
         hn.say(
-            f"  {mode}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
+            f"  {name}: lr {lr}, {result.steps} steps in {result.run_time:.2f}s, "
             f"final loss {np.mean(result.losses[-50:]):.3f}, test accuracy {acc:.3f}"
         )
     table = hn.markdown(
@@ -60,9 +102,27 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
             for m, c in curves.items()
         ],
     )
+    cost_table = hn.markdown(
+        [
+            "gradient",
+            *[f"B={B} ms/step" for B in (64, 256)],
+            *[f"B={B} vs reverse" for B in (64, 256)],
+        ],
+        [
+            [name]
+            + [f"{r['seconds'] * 1e3:.3f}" for r in costs if r["gradient"] == name]
+            + [f"{r['ratio']:.2f}x" for r in costs if r["gradient"] == name]
+            for name in GRADIENTS
+        ],
+    )
+    print(cost_table)
     print(table)
-    results = {"quick": quick, "data": mlp.note, "curves": curves}
-    text = f"MLP {width}-128-10 on {mlp.note}, SGD, batch 64, {epochs} epochs.\n\n{table}"
+    results = {"quick": quick, "data": mlp.note, "step_costs": costs, "curves": curves}
+    text = (
+        f"Step cost through jgd.fit, MLP 784-128-10 (synthetic rows), interleaved medians:\n\n"
+        f"{cost_table}\n\nWhat a step buys: MLP {width}-128-10 on {mlp.note}, SGD, batch 64, "
+        f"{epochs} epochs (final loss: mean of the last 50 batch losses).\n\n{table}"
+    )
     files = hn.write(out, "fwdgrad", results, text, [_figure(curves)])
     print("written:", ", ".join(str(f) for f in files))
     return results

@@ -1,0 +1,109 @@
+"""The gradient noise scale (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training").
+
+For a loss that is a mean over examples, let G be the gradient of the whole data and Σ the
+covariance of one example's gradient about it. The simple noise scale
+
+    B_simple = tr(Σ) / ‖G‖²
+
+predicts the critical batch size: batches much smaller than it waste steps on noise, batches much
+larger buy little per step. Here the data *is* the distribution, so both are exact over it:
+G = mean of the per-example gradients gᵢ, tr(Σ) = mean ‖gᵢ‖² - ‖G‖² (population covariance).
+The per-example gradients are taken by ``jax.vmap`` over chunks of ``chunk_size`` examples inside
+one ``lax.scan``, accumulating Σ gᵢ and Σ ‖gᵢ‖²: memory is one chunk's gradients, whatever m is.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jgd import _errors
+
+
+class NoiseScale(NamedTuple):
+    """``B_simple = tr(Σ) / ‖G‖²`` and its parts; ``float(noise)`` is ``simple``."""
+
+    simple: float  # tr(Σ) / ‖G‖²: the critical batch size estimate
+    trace_covariance: float  # tr(Σ): the per-example gradient variance, summed over params
+    grad_sq_norm: float  # ‖G‖² of the gradient over all the examples
+    examples: int
+
+    def __float__(self) -> float:
+        return float(self.simple)
+
+
+def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int = 256) -> NoiseScale:
+    """The simple gradient noise scale ``B = tr(Σ)/‖G‖²`` of ``loss`` at ``params`` over ``data``.
+
+    Args:
+      loss: ``loss(params, batch) -> scalar``, the mean over a batch (each example's gradient is
+        the loss's gradient on a batch of that one example).
+      params: where to measure.
+      data: the examples, a pytree of arrays with a leading example axis (at least 2 examples).
+      chunk_size: examples whose gradients are held at once.
+
+    Returns:
+      A ``NoiseScale``: ``.simple`` (B), ``.trace_covariance``, ``.grad_sq_norm``, ``.examples``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
+      >>> X, y = jnp.array([[1.0], [1.0], [1.0], [1.0]]), jnp.array([0.0, 2.0, 4.0, 6.0])
+      >>> noise = jgd.gradient_noise_scale(loss, jnp.array([0.0]), (X, y))
+      >>> float(noise.grad_sq_norm), float(noise.trace_covariance), float(noise)
+      (36.0, 20.0, 0.5555555555555556)
+    """
+    if not callable(loss):
+        raise TypeError(
+            f"loss={_errors.describe(loss)} is not callable; expected loss(params, batch)."
+        )
+    chunk_size = _errors.positive_int("chunk_size", chunk_size)
+    leaves = jax.tree_util.tree_leaves(data)
+    m = int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 0
+    if m < 2:
+        raise ValueError(
+            f"data has {m} example(s); the gradient noise scale needs at least 2 (it is a "
+            "variance across examples)."
+        )
+    _errors.float_params("params", params)
+    chunk = min(chunk_size, m)
+    total, sq = _sums(loss, params, jax.device_put(data), m, chunk)
+    mean = jax.tree_util.tree_map(lambda s: s / m, total)
+    grad_sq = float(optax.tree.norm(mean, squared=True))
+    trace = max(float(sq) / m - grad_sq, 0.0)
+    return NoiseScale(trace / max(grad_sq, np.finfo(np.float64).tiny), trace, grad_sq, m)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _sums(loss, params, data, m, chunk):
+    """Σ gᵢ and Σ ‖gᵢ‖² over the examples, ``chunk`` per-example gradients at a time."""
+    chunks = -(-m // chunk)
+    idx = jnp.arange(chunks * chunk).reshape(chunks, chunk)
+
+    def one(i):
+        example = jax.tree_util.tree_map(lambda a: a[i][None], data)
+        return jax.grad(loss)(params, example)
+
+    def body(carry, rows):
+        total, sq = carry
+        valid = rows < m
+        grads = jax.vmap(one)(jnp.minimum(rows, m - 1))
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(_bcast(valid, g), g, 0), grads)
+        per_sq = sum(jnp.sum(g.reshape(chunk, -1) ** 2, axis=1) for g in jax.tree.leaves(grads))
+        total = jax.tree_util.tree_map(lambda t, g: t + jnp.sum(g, axis=0), total, grads)
+        return (total, sq + jnp.sum(per_sq)), None
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+    (total, sq), _ = jax.lax.scan(body, (zeros, jnp.zeros((), dtype)), idx)
+    return total, sq
+
+
+def _bcast(mask, g):
+    return mask.reshape((-1,) + (1,) * (g.ndim - 1))
