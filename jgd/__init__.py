@@ -25,7 +25,7 @@ from jgd._losses import per_example
 from jgd._modes import ModeComparison, ModeCost, compare_modes, jacobian
 from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
-from jgd._result import FitResult, SweepResult
+from jgd._result import FitResult, Series, SweepResult
 from jgd._state import TrainState
 from jgd._step import Step, make_step
 from jgd._sweep import sweep
@@ -45,6 +45,7 @@ __all__ = [
     "NoiseScale",
     "ProcessLostError",
     "Progress",
+    "Series",
     "StabilityBound",
     "Step",
     "Stop",

@@ -15,6 +15,7 @@ import numpy as np
 
 from jgd import _batching, _errors, _guard, _optim, _parallel, _stream
 from jgd._engine import Program
+from jgd._instruments import NO_INSTRUMENTS, Instruments
 from jgd._keys import as_key
 from jgd._state import TrainState
 from jgd._step import Step, make_step
@@ -38,6 +39,8 @@ class RunConfig:
       mesh: a ``jax.sharding.Mesh`` or None.
       eval_rows: the examples the loss at a run's start and end is evaluated on (all of them,
         or a fixed sample of ``EVAL_EXAMPLES``), on the device.
+      instruments: the sharpness and noise-scale records asked for (``_instruments``).
+      probe_batch: the examples they measure on (the ``eval_rows``), on the device, or None.
     """
 
     step: Step
@@ -55,6 +58,8 @@ class RunConfig:
     mesh: Any
     eval_rows: Any
     stream: Any = None  # _stream.HostData: the data left on the host (``data``: the eval rows)
+    instruments: Instruments = NO_INSTRUMENTS
+    probe_batch: Any = None
 
     def program(self, chunk: int) -> Program:
         """The run's compiled-program description for chunks of ``chunk`` steps."""
@@ -68,6 +73,7 @@ class RunConfig:
             chunk,
             self.record_params,
             self.mesh,
+            self.instruments,
         )
 
 
@@ -93,6 +99,8 @@ def configure(
     max_loss: float | None,
     mesh: Any,
     stream: bool = False,
+    sharpness_every: int | None = None,
+    noise_scale_every: int | None = None,
 ) -> RunConfig:
     """Checks every argument a run shares between ``fit`` and ``sweep`` (see ``jgd.fit``)."""
     _errors.one_of("guard", guard, _guard.GUARDS)
@@ -124,6 +132,7 @@ def configure(
     if host is None:
         _batching.check_finite(data)
     order_rows = _batching.check_order(order, m) if order is not None else None
+    instruments = _instruments(sharpness_every, noise_scale_every, plan.steps, m)
     key = _run_key(key, given, plan, mode)
     if max_loss is not None:
         max_loss = _errors.positive_float("max_loss", max_loss)
@@ -140,6 +149,8 @@ def configure(
         data = jax.tree_util.tree_map(jnp.asarray, host.read(evaluated))
         evaluated = np.arange(len(evaluated), dtype=np.int32)
     state, data = _place(state, data, plan, mesh)
+    evaluated = jax.device_put(evaluated)
+    probe_batch = _batching.gather(data, evaluated) if instruments.active else None
     return RunConfig(
         step=step,
         optimizer=spec,
@@ -154,8 +165,10 @@ def configure(
         record_params=record_params,
         grad_norm=grad_norm,
         mesh=mesh,
-        eval_rows=jax.device_put(evaluated),
+        eval_rows=evaluated,
         stream=host,
+        instruments=instruments,
+        probe_batch=probe_batch,
     )
 
 
@@ -168,6 +181,26 @@ def eval_rows(m: int) -> np.ndarray:
         return np.arange(m, dtype=np.int32)
     rows = np.random.default_rng(0).choice(m, EVAL_EXAMPLES, replace=False)
     return np.sort(rows).astype(np.int32)
+
+
+def _instruments(sharpness_every: Any, noise_scale_every: Any, steps: int, m: int) -> Instruments:
+    """The instruments asked for, each every N steps with 1 <= N <= the run's steps."""
+    given = {"sharpness_every": sharpness_every, "noise_scale_every": noise_scale_every}
+    for name, every in given.items():
+        if every is not None and _errors.positive_int(name, every) > steps:
+            raise ValueError(
+                f"{name}={every} is longer than the run ({steps} steps), so it would record "
+                f"nothing; give an integer from 1 to {steps}."
+            )
+    if noise_scale_every is not None and m < 2:
+        raise ValueError(
+            f"noise_scale_every={noise_scale_every} needs at least 2 examples (the noise scale "
+            f"is a variance across examples); data has {m}."
+        )
+    return Instruments(
+        None if sharpness_every is None else int(sharpness_every),
+        None if noise_scale_every is None else int(noise_scale_every),
+    )
 
 
 def _bool(name: str, value: Any) -> None:

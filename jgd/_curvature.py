@@ -94,7 +94,7 @@ def max_stable_learning_rate(
 
     v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
-    dominant, iters = _power_iteration(matvec, v0, max_iterations, tolerance)
+    dominant, _, iters = power_iteration(matvec, v0, max_iterations, tolerance)
     # At a saddle the eigenvalue of largest magnitude can be negative; the top one is then the
     # dominant eigenvalue of H - dominant * I, shifted back.
     top, more = jax.lax.cond(
@@ -107,12 +107,15 @@ def max_stable_learning_rate(
 
 
 def _shifted(matvec, v0, shift, max_iterations, tolerance):
-    mu, iters = _power_iteration(lambda v: matvec(v) - shift * v, v0, max_iterations, tolerance)
+    mu, _, iters = power_iteration(lambda v: matvec(v) - shift * v, v0, max_iterations, tolerance)
     return mu + shift, iters
 
 
-def _power_iteration(matvec, v0, max_iterations, tolerance):
-    """The eigenvalue of largest magnitude of a symmetric ``matvec``, and the steps taken."""
+def power_iteration(matvec, v0, max_iterations, tolerance):
+    """``(eigenvalue, eigenvector, steps)``: the eigenvalue of largest magnitude of a symmetric
+    ``matvec`` from the unit vector ``v0``, stopped after ``max_iterations`` (may be traced) or
+    when the Rayleigh quotient changes by less than ``tolerance`` (relative), after at least 2.
+    """
 
     def body(carry):
         v, lam, _, i = carry
@@ -128,5 +131,5 @@ def _power_iteration(matvec, v0, max_iterations, tolerance):
         return (i < max_iterations) & ((i < 2) | change)
 
     zero = jnp.zeros((), v0.dtype)
-    _, lam, _, iters = jax.lax.while_loop(cond, body, (v0, zero, zero, jnp.int32(0)))
-    return lam, iters
+    v, lam, _, iters = jax.lax.while_loop(cond, body, (v0, zero, zero, jnp.int32(0)))
+    return lam, v, iters

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jgd import _compile, _engine, _errors, _guard, _parallel, _result, _stream
+from jgd import _compile, _engine, _errors, _guard, _instruments, _parallel, _result, _stream
 from jgd._result import FitResult
 from jgd._state import TrainState
 
@@ -73,18 +73,23 @@ class Driver:
                 self._put,
             )
         state, stop, outputs, done = self.config.state, None, [], 0
+        probe = None
+        if self.config.instruments.active:
+            probe = _instruments.fresh_probe(state.params, self.config.instruments)
         if self.checkpoints is not None:
-            state, stop, outputs, done = self.checkpoints.resume(state, self._blank(state))
+            state, probe, stop, outputs, done = self.checkpoints.resume(
+                state, probe, self._blank(state)
+            )
         bar = _progress_bar(self.config.plan.steps, self.progress, done)
         reported = done - done % self.every if self.every else done  # resumed: the whole report
         try:
             while done < self.config.plan.steps and stop is None:
                 count = min(self.chunk, self.config.plan.steps - done)
-                state, metrics, stop = self._chunk(state, rows, done, count)
+                state, probe, metrics, stop = self._chunk(state, probe, rows, done, count)
                 outputs.append(metrics)
                 done += count
                 if self.checkpoints is not None:  # before the callback, which may raise
-                    self.checkpoints.after_chunk(done, state, stop, outputs)
+                    self.checkpoints.after_chunk(done, state, probe, stop, outputs)
                 if self._due(done, stop):
                     self._report(done, reported, state, stop, outputs, bar)
                     reported = done
@@ -102,34 +107,39 @@ class Driver:
         run_time = time.perf_counter() - started - self.compile_time
         return self._result(state, stop, outputs, run_time)
 
-    def _chunk(self, start, rows, done, count):
-        data, offset = self.config.data, done
+    def _chunk(self, start, probe, rows, done, count):
+        config = self.config
+        data, offset = config.data, done
         if self.prefetch is not None:  # this chunk's examples, and rows into them
             data, rows = self.prefetch.block(done)
             offset = 0
+        carry, watch = start, None
+        if probe is not None:  # the instruments' carry, examples and this chunk's first step
+            carry, watch = (start, probe), (config.probe_batch, np.int32(config.first_step + done))
 
         def fast(n):
-            return self._call((self.program, False), start, rows, offset, n, data)
+            return self._call((self.program, False), carry, rows, offset, n, data, watch)
 
         def check(n):
-            return self._call((self.program, True), start, rows, offset, n, data)
+            return self._call((self.program, True), carry, rows, offset, n, data, watch)
 
-        config = self.config
         state, metrics, stop = _guard.run(
             fast, check, count, guard=config.guard, max_loss=config.max_loss
         )
+        if probe is not None:
+            state, probe = state
         if stop is not None:
             stop = _guard.Stop(config.first_step + done + stop[0], stop[1])
-        return state, metrics, stop
+        return state, probe, metrics, stop
 
     def _put(self, tree):
         if self.config.mesh is not None:
             return _parallel.put_replicated(tree, self.config.mesh)
         return jax.device_put(tree)
 
-    def _call(self, static, state, rows, offset, count, data):
+    def _call(self, static, state, rows, offset, count, data, watch):
         out, seconds = _compile.call(
-            _engine.run_chunk, static, data, state, rows, np.int32(offset), np.int32(count)
+            _engine.run_chunk, static, data, state, rows, np.int32(offset), np.int32(count), watch
         )
         self.compile_time += seconds
         return out
@@ -187,6 +197,8 @@ class Driver:
         out = {"loss": np.zeros(steps, dtype)}
         if self.config.grad_norm:
             out["grad_norm"] = np.zeros(steps, dtype)
+        for name in _result.instrument_columns(self.config.instruments):
+            out[name] = np.zeros(steps, np.int32 if name.endswith("iterations") else dtype)
         if self.config.record_params:
             out["params"] = jax.tree.map(
                 lambda p: np.zeros((steps, *np.shape(p)), np.asarray(p).dtype), state.params
@@ -214,6 +226,8 @@ class Driver:
             ),
             steps=steps,
             first_step=config.first_step,
+            sharpness=_result.sharpness(out, config.instruments, config.first_step),
+            noise_scale=_result.noise_scale(out, config.instruments, config.first_step),
             initial_loss=initial,
             final_loss=final,
             compile_time=self.compile_time,
@@ -227,7 +241,7 @@ def _fill(out: dict, steps: int, state: TrainState) -> dict:
     if missing <= 0:
         return out
     filled = {
-        k: np.concatenate([v, np.full((missing, *v.shape[1:]), np.nan, v.dtype)])
+        k: np.concatenate([v, np.full((missing, *v.shape[1:]), _blank(v.dtype), v.dtype)])
         for k, v in out.items()
         if k != "params"
     }
@@ -238,6 +252,10 @@ def _fill(out: dict, steps: int, state: TrainState) -> dict:
             state.params,
         )
     return filled
+
+
+def _blank(dtype) -> Any:
+    return np.nan if np.issubdtype(dtype, np.inexact) else 0
 
 
 def _progress_bar(total: int, enabled: bool, initial: int):

@@ -17,7 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jgd import _batching, _blocks, _guard
+from jgd import _batching, _blocks, _guard, _instruments
+from jgd._instruments import NO_INSTRUMENTS, Instruments
 from jgd._state import TrainState
 from jgd._step import Step
 
@@ -33,6 +34,8 @@ class Program:
       chunk: the steps of one compiled loop.
       record_params: record the params before every step.
       mesh: a ``jax.sharding.Mesh`` the batches are split over, or None.
+      instruments: what the run records besides its loss (``_instruments``): the loop's carry
+        is then ``(state, probe)``.
     """
 
     step: Step
@@ -41,6 +44,7 @@ class Program:
     chunk: int
     record_params: bool = False
     mesh: Any = None
+    instruments: Instruments = NO_INSTRUMENTS
 
     def block(self, checked: bool) -> _blocks.Scan:
         """``steps(data, state, xs, count)``: the chunk's loop (``checked``: for a replay)."""
@@ -48,8 +52,12 @@ class Program:
         if self.record_params:
             step = Recording(step)
         if self.full_batch:
-            return _blocks.Scan(FullBatch(step))
-        return _blocks.Scan(_blocks.Gather(step, self.num_examples, self.mesh))
+            inner = FullBatch(step)
+        else:
+            inner = _blocks.Gather(step, self.num_examples, self.mesh)
+        if self.instruments.active:
+            inner = _instruments.Watching(inner, self.step.loss, self.instruments)
+        return _blocks.Scan(inner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,29 +81,35 @@ class Recording:
         return new, {**metrics, "params": state.params}
 
 
-def run_chunk(static: tuple[Program, bool], data, state, rows, offset, count):
+def run_chunk(static: tuple[Program, bool], data, state, rows, offset, count, watch=None):
     """``count`` steps from ``state`` over rows ``offset, offset + 1, ...``; pure and vmappable.
 
     Args:
       static: ``(program, checked)``.
       data: the device-resident data (an argument, never a constant of the program).
-      state: the ``TrainState`` to start from.
+      state: the ``TrainState`` to start from; with instruments, ``(state, probe)``.
       rows: the run's int rows ``(steps, batch_size)`` (padded to whole chunks), or None for
         full-batch descent.
       offset: the first row of this chunk (traced).
       count: the steps to run, at most ``program.chunk`` (traced).
+      watch: with instruments, ``(probe_batch, first)``: the examples they measure on and the
+        global step of this chunk's first step (traced; unbatched under ``vmap``).
 
     Returns:
       ``(state, metrics, end_finite)``: metrics stacked over ``program.chunk`` steps (NaN past
-      ``count``), and whether every float of the end state is finite.
+      ``count``), and whether every float of the end ``TrainState`` is finite.
     """
     program, checked = static
     if program.full_batch:
         xs = jnp.zeros(program.chunk, jnp.int32)
     else:
         xs = jax.lax.dynamic_slice_in_dim(rows, offset, program.chunk)
+    if program.instruments.active:
+        batch, first = watch
+        data, xs = (data, batch), (xs, first + jnp.arange(program.chunk, dtype=jnp.int32))
     state, metrics = program.block(checked)(data, state, xs, count)
-    return state, metrics, _guard.all_finite(state)
+    train = state[0] if program.instruments.active else state
+    return state, metrics, _guard.all_finite(train)
 
 
 def evaluate(static: Callable, data, rows, params):
@@ -111,7 +125,8 @@ def run_many(
 
     Args:
       static: ``(program, factory, plan, per_run_rows)``: the run, its ``_optim.Factory``, its
-        batch plan, and whether each run shuffles with its own key (else with the first).
+        batch plan, and whether each run shuffles with its own key (else with the first). With
+        instruments, the states are ``(state, probe)`` pairs, measured on the ``eval_rows``.
       params: the initial params (shared).
       hyperparams, keys: the numbers and the key of each run, stacked.
       data: the device-resident data.
@@ -127,7 +142,10 @@ def run_many(
 
     def init(h, key):
         opt_state = factory.transformation(h).init(params)
-        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+        if program.instruments.active:
+            return state, _instruments.fresh_probe(params, program.instruments)
+        return state
 
     starts = jax.vmap(init)(hyperparams, keys)
     rows = order
@@ -136,13 +154,15 @@ def run_many(
     elif plan.kind == "shuffle":
         rows = _batching.shuffled_indices(keys[0], plan)
     count = jnp.int32(plan.steps)
+    watch = (_batching.gather(data, eval_rows), jnp.int32(0))
 
     def one(state, run_rows):
-        return run_chunk((program, False), data, state, run_rows, 0, count)
+        return run_chunk((program, False), data, state, run_rows, 0, count, watch)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
+    ends = runs[0][0] if program.instruments.active else runs[0]
     initial = evaluate(program.step.loss, data, eval_rows, params)
-    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(runs[0].params)
+    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(ends.params)
     return starts, rows, runs, (initial, final)
 
 

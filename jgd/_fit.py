@@ -35,6 +35,8 @@ def fit(
     tangent: str = "rademacher",
     record_params: bool = False,
     grad_norm: bool = False,
+    sharpness_every: int | None = None,
+    noise_scale_every: int | None = None,
     guard: str = "full",
     max_loss: float | None = None,
     mesh: Any = None,
@@ -69,6 +71,14 @@ def fit(
         ``num_tangents``, ``tangent`` are passed to it.
       record_params: keep the parameter trajectory in ``params_history``.
       grad_norm: record the gradient's norm in ``grad_norms`` (a pass over the gradient a step).
+      sharpness_every: record the sharpness, the top eigenvalue of the loss's Hessian, at every
+        global step that is a multiple of it (``result.sharpness``), inside the compiled run:
+        power iteration on Hessian-vector products, warm-started from the previous record's
+        eigenvector; measured on all the data, or the fixed sample of 4,096 examples the start
+        and end losses are taken on. Steps between records cost what they cost without it.
+      noise_scale_every: record the simple gradient noise scale tr(Σ)/‖G‖² the same way
+        (``result.noise_scale``; see ``jgd.gradient_noise_scale``): a pass of per-example
+        gradients over those examples per record.
       guard: ``"full"``: the first step whose loss, gradient or update is not finite ends the
         run, with the last finite params and that step in ``diverged_at``, at no cost per step
         (a chunk that blew up is replayed from its start to find the step). ``"loss"``: the
@@ -130,6 +140,8 @@ def fit(
         tangent=tangent,
         record_params=record_params,
         grad_norm=grad_norm,
+        sharpness_every=sharpness_every,
+        noise_scale_every=noise_scale_every,
         guard=guard,
         max_loss=max_loss,
         mesh=mesh,

@@ -80,8 +80,19 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
     return NoiseScale(trace / max(grad_sq, np.finfo(np.float64).tiny), trace, grad_sq, m)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4))
-def _sums(loss, params, data, m, chunk):
+_sums = functools.partial(jax.jit, static_argnums=(0, 3, 4))(lambda *a: sums(*a))
+
+
+def simple(loss: Any, params: Any, data: Any, chunk_size: int = 256) -> jax.Array:
+    """``B_simple`` as a traced scalar (inside a compiled run: ``fit(noise_scale_every=N)``)."""
+    m = int(np.shape(jax.tree_util.tree_leaves(data)[0])[0])
+    total, sq = sums(loss, params, data, m, min(chunk_size, m))
+    grad_sq = optax.tree.norm(jax.tree_util.tree_map(lambda s: s / m, total), squared=True)
+    trace = jnp.maximum(sq / m - grad_sq, 0.0)
+    return trace / jnp.maximum(grad_sq, jnp.finfo(grad_sq.dtype).tiny)
+
+
+def sums(loss, params, data, m, chunk):
     """Σ gᵢ and Σ ‖gᵢ‖² over the examples, ``chunk`` per-example gradients at a time."""
     chunks = -(-m // chunk)
     idx = jnp.arange(chunks * chunk).reshape(chunks, chunk)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from jgd import _batching, _errors
 from jgd._guard import Stop
+from jgd._instruments import Instruments, record_steps
 from jgd._state import TrainState
 
 _WHAT = {
@@ -18,6 +19,21 @@ _WHAT = {
     "max_loss": "a loss above max_loss",
     "rose": "the loss rising above its starting value",
 }
+
+
+class Series(NamedTuple):
+    """An instrument's records: ``values[k]`` was measured at global step ``steps[k]``, at the
+    params before that step's update (NaN for records after a blow-up).
+
+    Attributes:
+      steps: int array of the global steps recorded at (multiples of the ``*_every`` given).
+      values: the measurements, shape (records,) (``SweepResult``: (runs, records)).
+      iterations: for the sharpness, the power-iteration steps each record took; else None.
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+    iterations: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +55,10 @@ class FitResult:
         ones, with a leading axis of ``steps + 1``; otherwise None.
       steps: the number of steps in the plan.
       first_step: the global step of ``losses[0]`` (0, unless the run continued a state).
+      sharpness: with ``sharpness_every``, the top Hessian eigenvalue as a ``jgd.Series``;
+        else None.
+      noise_scale: with ``noise_scale_every``, the simple gradient noise scale as a
+        ``jgd.Series``; else None.
       initial_loss, final_loss: the loss on the data (all of it, or a fixed sample of 4,096
         examples) at the first and the final params: what ``"rose"`` is judged on.
       compile_time: seconds spent compiling (0.0 when every program was reused).
@@ -60,6 +80,8 @@ class FitResult:
     final_loss: float
     compile_time: float
     run_time: float
+    sharpness: Series | None = None
+    noise_scale: Series | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +103,7 @@ class SweepResult:
       params_history: with ``record_params=True``, shape (R, steps + 1, ...).
       steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
       initial_loss, final_loss: arrays (R,), as in ``FitResult``.
+      sharpness, noise_scale: ``jgd.Series`` with ``values`` of shape (R, records), or None.
     """
 
     learning_rate: list
@@ -99,6 +122,8 @@ class SweepResult:
     final_loss: np.ndarray
     compile_time: float
     run_time: float
+    sharpness: Series | None = None
+    noise_scale: Series | None = None
 
     def __len__(self) -> int:
         return len(self.learning_rate)
@@ -124,7 +149,47 @@ class SweepResult:
             final_loss=float(self.final_loss[i]),
             compile_time=self.compile_time,
             run_time=self.run_time,
+            sharpness=_pick_series(self.sharpness, i),
+            noise_scale=_pick_series(self.noise_scale, i),
         )
+
+
+def _pick_series(series: Series | None, i: int) -> Series | None:
+    if series is None:
+        return None
+    iterations = None if series.iterations is None else series.iterations[i]
+    return Series(series.steps, series.values[i], iterations)
+
+
+def instrument_columns(instruments: Instruments) -> list[str]:
+    """The per-step metric columns the instruments add (NaN, or 0, between records)."""
+    names = []
+    if instruments.sharpness_every is not None:
+        names += ["sharpness", "sharpness_iterations"]
+    if instruments.noise_scale_every is not None:
+        names.append("noise_scale")
+    return names
+
+
+def _series(metrics, name, every, first_step, iterations=None) -> Series | None:
+    """The records of column ``name`` (steps on its last axis) at its record steps."""
+    steps = record_steps(every, first_step, np.shape(metrics["loss"])[-1])
+    if steps is None:
+        return None
+    at = np.asarray(steps, np.int64) - first_step
+    taken = None if iterations is None else np.asarray(metrics[iterations])[..., at]
+    return Series(np.asarray(steps, np.int64), np.asarray(metrics[name])[..., at], taken)
+
+
+def sharpness(metrics: dict, instruments: Instruments, first_step: int = 0) -> Series | None:
+    """The sharpness records of a run's (or runs') per-step metrics."""
+    every = instruments.sharpness_every
+    return _series(metrics, "sharpness", every, first_step, "sharpness_iterations")
+
+
+def noise_scale(metrics: dict, instruments: Instruments, first_step: int = 0) -> Series | None:
+    """The noise-scale records of a run's (or runs') per-step metrics."""
+    return _series(metrics, "noise_scale", instruments.noise_scale_every, first_step)
 
 
 def verdict(
@@ -194,6 +259,8 @@ def sweep_result(
         final_loss=np.asarray(final),
         compile_time=compile_time,
         run_time=run_time,
+        sharpness=sharpness(metrics, config.instruments),
+        noise_scale=noise_scale(metrics, config.instruments),
     )
 
 

@@ -19,7 +19,7 @@ from jgd._checkpoint import Checkpoints
 from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
 
-_FORMAT = 3  # the payload's layout and the description's; another format is another run
+_FORMAT = 4  # the payload's layout and the description's; another format is another run
 _REASONS = ("", "non-finite", "max_loss")
 
 
@@ -32,15 +32,18 @@ class RunCheckpoints:
         # others receive what it restores
         self.store = Checkpoints(directory, describe(config)) if jax.process_index() == 0 else None
 
-    def after_chunk(self, done: int, state: Any, stop: Stop | None, outputs: list) -> None:
+    def after_chunk(self, done: int, state: Any, probe: Any, stop: Stop | None, outputs: list):
         """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
         due = done % self.every == 0 or done == self.steps or stop is not None
         if due and self.store is not None:
-            self.store.save(done, _payload(state, stop, outputs, self.steps))
+            self.store.save(done, _payload(state, probe, stop, outputs, self.steps))
 
-    def resume(self, state: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
-        """``(state, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
-        template = _payload(state, None, [blank], self.steps)
+    def resume(
+        self, state: Any, probe: Any, blank: dict
+    ) -> tuple[Any, Any, Stop | None, list, int]:
+        """``(state, probe, stop, outputs, done)`` from the newest checkpoint, or the fresh ones
+        (``probe``: the instruments' carry, or None)."""
+        template = _payload(state, probe, None, [blank], self.steps)
         found = self.store.restore_latest(template) if self.store is not None else None
         if jax.process_count() > 1:  # every process resumes where process 0 does
             from jax.experimental import multihost_utils
@@ -49,10 +52,13 @@ class RunCheckpoints:
             payload = multihost_utils.broadcast_one_to_all(found[1] if found else template)
             found = (step, jax.tree_util.tree_map(np.asarray, payload)) if step >= 0 else None
         if found is None:
-            return state, None, [], 0
+            return state, probe, None, [], 0
         step, payload = found
         leaves = [jnp.asarray(x) for x in payload["state"]]
         state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
+        if probe is not None:
+            leaves = [jnp.asarray(x) for x in payload["probe"]]
+            probe = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(probe), leaves)
         if self.mesh is not None:  # every process holds the whole (replicated) state
             state = _parallel.put_replicated(state, self.mesh)
         stopped, at, reason = (int(x) for x in payload["guard"])
@@ -60,7 +66,7 @@ class RunCheckpoints:
         history = jax.tree_util.tree_unflatten(
             jax.tree_util.tree_structure(blank), [np.asarray(h)[:step] for h in payload["history"]]
         )
-        return state, stop, [history], int(step)
+        return state, probe, stop, [history], int(step)
 
     def close(self) -> None:
         if self.store is not None:
@@ -102,20 +108,25 @@ def describe(config: Any) -> dict[str, Any]:
         "guard": config.guard,
         "record_params": config.record_params,
         "grad_norm": config.grad_norm,
+        "instruments": list(config.instruments),
         "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
         "order": None if config.order is None else fingerprint(config.order),
     }
 
 
-def _payload(state: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
-    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``."""
+def _payload(state: Any, probe: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
+    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``;
+    the instruments' probe (the last eigenvector) when there is one."""
     history = jax.tree_util.tree_map(lambda *xs: _pad_to(np.concatenate(xs), steps), *outputs)
     guard = [stop is not None, -1 if stop is None else stop.step, _reason_code(stop)]
-    return {
+    payload = {
         "state": jax.tree_util.tree_leaves(state),
         "guard": [np.asarray(g, np.int32) for g in guard],
         "history": jax.tree_util.tree_leaves(history),
     }
+    if probe is not None:
+        payload["probe"] = jax.tree_util.tree_leaves(probe)
+    return payload
 
 
 def _reason_code(stop: Stop | None) -> int:

@@ -63,7 +63,8 @@ def sweep(
         its share of them; the data is replicated).
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
         ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
-        ``grad_norm``, ``guard``, ``max_loss``), with ``fit``'s defaults.
+        ``grad_norm``, ``sharpness_every``, ``noise_scale_every``, ``guard``, ``max_loss``), with
+        ``fit``'s defaults; the instruments record per run (``result.sharpness.values[i]``).
 
     Returns:
       A ``SweepResult`` with a leading run axis; ``result[i]`` is run ``i``'s ``FitResult``.
@@ -138,11 +139,18 @@ class _Sweep:
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
             state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
-            final[i] = self._evaluate(state.params)
+            final[i] = self._evaluate(self._train(state).params)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
         run_time = time.perf_counter() - started - self.compile_time
         return _result.sweep_result(
-            self.runs, ends, metrics, stops, (initial, final), config, self.compile_time, run_time
+            self.runs,
+            self._train(ends),
+            metrics,
+            stops,
+            (initial, final),
+            config,
+            self.compile_time,
+            run_time,
         )
 
     def _arguments(self):
@@ -182,6 +190,10 @@ class _Sweep:
         )
         return state, out, None if stop is None else _guard.Stop(*stop)
 
+    def _train(self, carry):
+        """The ``TrainState`` of a run's carry (with instruments, ``(state, probe)``)."""
+        return carry[0] if self.config.instruments.active else carry
+
     def _evaluate(self, params) -> float:
         config = self.config
         if self.mesh is not None:
@@ -193,11 +205,15 @@ class _Sweep:
         return float(out)
 
     def _call(self, checked, state, rows, count):
+        config = self.config
+        watch = None
+        if config.instruments.active:  # the examples they measure on; runs start at step 0
+            watch = (config.probe_batch, np.int32(0))
         if self.mesh is not None:
-            state, rows = _parallel.put_replicated((state, rows), self.mesh)
+            state, rows, watch = _parallel.put_replicated((state, rows, watch), self.mesh)
         static = (self.program, checked)
         out, seconds = _compile.call(
-            _engine.run_chunk, static, self.config.data, state, rows, np.int32(0), np.int32(count)
+            _engine.run_chunk, static, config.data, state, rows, np.int32(0), np.int32(count), watch
         )
         self.compile_time += seconds
         return out

@@ -8,8 +8,9 @@ A ``Problem`` is a loss, its starting params and its data, with the seeds' way o
     >>> bowl = jgd.problems.get("bowl")
     >>> round(float(bowl.fit().params), 4)  # seed 003's 15 steps of η = 0.3 from w = -2
     2.9763
-    >>> sorted(jgd.problems.PROBLEMS)
-    ['bowl', 'double_well', 'line', 'logistic', 'mlp', 'noise_ball', 'ravine']
+    >>> sorted(jgd.problems.PROBLEMS)  # doctest: +NORMALIZE_WHITESPACE
+    ['bowl', 'double_well', 'edge_of_stability', 'line', 'logistic', 'mlp', 'noise_ball',
+     'ravine']
 
 ``mlp`` is the seeds' ``Net`` on scikit-learn's 8x8 digits (the default: no download), MNIST, or
 synthetic MNIST-shaped rows (uniform pixels, random labels: for timing, not for learning).
@@ -168,10 +169,74 @@ def mlp(
 
     The recipe is the seeds': SGD, η = 0.01, batch 64, one epoch.
     """
+    splits = _splits(source, mnist_dir, examples, width, seed)
+    train, test = (data.Dataset(np.asarray(s.X, dtype), s.y) for s in splits[:2])
+    net = models.MLP(train.X.shape[1], hidden, 10, activation=activation, rngs=nnx.Rngs(seed))
+    apply, params = models.functional(net)
+    params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+    recipe = _recipe(optimizer=optax.sgd, learning_rate=0.01, batch_size=64, epochs=1)
+    loss = models.classification_loss(apply)
+    return Problem("mlp", loss, params, train, recipe, apply=apply, test=test, note=splits.name)
+
+
+def edge_of_stability(
+    source: str = "digits",
+    *,
+    examples: int = 1000,
+    hidden: int = 128,
+    seed: int = 0,
+    mnist_dir: str | os.PathLike | None = None,
+) -> Problem:
+    """Cohen et al.'s edge-of-stability setting, at the seeds' scale: full-batch GD on a tanh MLP.
+
+    The model is ``jgd.models.MLP`` (width-hidden-10, tanh, PyTorch's uniform init), the loss
+    the squared error against one-hot targets, ``0.5 · mean over examples of ‖f(x) - e_y‖²``, the
+    data ``examples`` training images (a fixed random sample, pixels in [0, 1]): 1,000 MNIST
+    images with ``source="mnist"``. Cohen et al. (ICLR 2021) train fc-tanh 3072-200-200-10 on
+    5,000 CIFAR-10 images; this net has one hidden layer and MNIST's (or the 8x8 digits') inputs,
+    so its sharpness starts lower (about 21 on MNIST, 12 on the digits) and GD reaches 2/η sooner.
+
+    Args:
+      source: ``"digits"``, ``"mnist"`` or ``"real"``, as for ``mlp``.
+      examples: the training images used (at most those of the source).
+      hidden, seed: the model's width and init seed.
+      mnist_dir: the MNIST IDX files.
+
+    The recipe: plain GD (``optax.sgd``), η = 0.05, full batch, 4,000 steps.
+    """
+    examples = _errors.positive_int("examples", examples)
+    splits = _splits(source, mnist_dir, 0, 0, seed)
+    X, y = np.asarray(splits.train.X, np.float32), np.asarray(splits.train.y)
+    rows = np.sort(np.random.default_rng(0).permutation(len(y))[: min(examples, len(y))])
+    X, y = X[rows], y[rows]
+    net = models.MLP(X.shape[1], hidden, 10, activation="tanh", rngs=nnx.Rngs(seed))
+    apply, params = models.functional(net)
+
+    def squared_error(p: Any, batch: Any) -> jax.Array:
+        return 0.5 * jnp.mean(jnp.sum((apply(p, batch[0]) - batch[1]) ** 2, axis=-1))
+
+    targets = np.eye(10, dtype=np.float32)[y]
+    recipe = _recipe(optimizer=optax.sgd, learning_rate=0.05, epochs=4000)
+    test = data.Dataset(np.asarray(splits.test.X, np.float32), splits.test.y)
+    note = f"{splits.name}, {len(y)} training images"
+    return Problem(
+        "edge_of_stability",
+        squared_error,
+        params,
+        (X, targets),
+        recipe,
+        apply=apply,
+        test=test,
+        note=note,
+    )
+
+
+def _splits(source: str, mnist_dir: Any, examples: int, width: int, seed: int) -> Any:
+    """The train and test splits of ``source`` (see ``mlp``)."""
     _errors.one_of("source", source, ("digits", "mnist", "real", "synthetic"))
     if source == "synthetic":
         rng = np.random.default_rng(seed)
-        X = rng.uniform(size=(examples, width)).astype(dtype)
+        X = rng.uniform(size=(examples, width)).astype(np.float32)
         y = rng.integers(0, 10, examples).astype(np.int32)
         splits = data.DigitSplits(data.Dataset(X, y), data.Dataset(X, y), "synthetic MNIST-shaped")
     elif source == "digits":
@@ -185,13 +250,7 @@ def mlp(
         )
     else:
         splits = data.real_digits(mnist_dir)
-    train, test = (data.Dataset(np.asarray(s.X, dtype), s.y) for s in splits[:2])
-    net = models.MLP(train.X.shape[1], hidden, 10, activation=activation, rngs=nnx.Rngs(seed))
-    apply, params = models.functional(net)
-    params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
-    recipe = _recipe(optimizer=optax.sgd, learning_rate=0.01, batch_size=64, epochs=1)
-    loss = models.classification_loss(apply)
-    return Problem("mlp", loss, params, train, recipe, apply=apply, test=test, note=splits.name)
+    return splits
 
 
 def _newton_logistic(X: np.ndarray, y: np.ndarray, iterations: int = 50) -> np.ndarray:
@@ -212,6 +271,7 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
     "logistic": logistic,
     "double_well": double_well,
     "mlp": mlp,
+    "edge_of_stability": edge_of_stability,
 }
 
 
@@ -228,6 +288,7 @@ __all__ = [
     "bowl_loss",
     "double_well",
     "double_well_loss",
+    "edge_of_stability",
     "get",
     "line",
     "line_loss",
