@@ -88,6 +88,26 @@ def test_section_9_batch_sizes():
     assert all(0.1 < acc <= 1 for _, _, acc, _ in table)
 
 
+def test_section_10_edge_of_stability_on_digits():
+    section = tour.edge_of_stability()
+    assert all(r.agree for r in section.rows if r.agree is not None)
+    f = section.figure
+    assert f["rates"] == (0.1, 0.2)  # digits: 2/η = 20 above the start (about 12), 10 below
+    start = section.rows[0].value
+    assert 10 < start < 14
+    assert f["sharpness 0.1"][0] < 0.7 * 20 and abs(np.median(f["sharpness 0.1"][-50:]) - 20) < 1
+
+
+def test_section_11_critical_batch_size():
+    section = tour.critical_batch(batches=(2, 8, 32, 128))
+    steps = section.rows[0].value
+    assert steps[0] > 4 * steps[-1]  # small batches need many more steps
+    assert steps[2] < 2 * steps[3]  # past the knee, hardly fewer
+    noise = section.figure["noise"]
+    assert np.isfinite(noise) and noise > 1
+    assert all(r.agree for r in section.rows if r.agree is not None)
+
+
 def test_rows_decide_agreement_on_numbers_and_format_last():
     near = tour.Row("q", 2.97629, 2.9763, 5e-5)
     assert near.agree and near.text == "2.9763" and near.reference_text == "2.9763"
@@ -98,11 +118,14 @@ def test_rows_decide_agreement_on_numbers_and_format_last():
     assert below.agree and below.reference_text == "< 1.0e-04"
     assert not tour.Row("err", 2e-4, 1e-4, rule="below").agree
     assert tour.Row("shown", 1.5).agree is None
+    within = tour.Row("ratio", 1.8, [0.25, 4.0], rule="within", fmt="{:.2f}")
+    assert within.agree and within.reference_text == "0.25 to 4.00"
+    assert not tour.Row("ratio", 4.5, [0.25, 4.0], rule="within").agree
 
 
 def test_every_section_has_a_figure_and_a_unique_file():
-    assert sorted(tour.SECTIONS) == list(range(1, 10))
-    assert len({s.png for s in tour.SECTIONS.values()}) == 9
+    assert sorted(tour.SECTIONS) == list(range(1, 12))
+    assert len({s.png for s in tour.SECTIONS.values()}) == 11
     assert all(s.number == n for n, s in tour.SECTIONS.items())
 
 

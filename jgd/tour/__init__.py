@@ -1,6 +1,6 @@
 """The tour: the seeds' whole lesson, run by jgd, measured and drawn (``jgd tour``).
 
-One module per section (``_s1_bowl`` ... ``_s9_batch_size``), each holding its computation (a
+One module per section (``_s1_bowl`` ... ``_s11_critical_batch``), each holding its computation (a
 function returning a ``Section``) and its figure (``draw``) side by side. Every checked number is
 a ``Row`` with its reference and tolerance; agreement is decided on numbers, text is made last.
 ``run()`` executes the sections, prints each one's numbers beside the seeds' own, draws one PNG
@@ -24,6 +24,8 @@ from jgd.tour import (
     _s7_gradient_modes,
     _s8_pytorch,
     _s9_batch_size,
+    _s10_edge_of_stability,
+    _s11_critical_batch,
 )
 from jgd.tour._report import Row, Section, Spec, section_text, summary
 
@@ -39,6 +41,8 @@ SECTIONS: dict[int, Spec] = {
         _s7_gradient_modes.SPEC,
         _s8_pytorch.SPEC,
         _s9_batch_size.SPEC,
+        _s10_edge_of_stability.SPEC,
+        _s11_critical_batch.SPEC,
     )
 }
 quadratic_bowl = _s1_bowl.quadratic_bowl
@@ -50,6 +54,8 @@ logistic_and_init = _s6_logistic.logistic_and_init
 gradient_modes = _s7_gradient_modes.gradient_modes
 pytorch_model = _s8_pytorch.pytorch_model
 batch_size = _s9_batch_size.batch_size
+edge_of_stability = _s10_edge_of_stability.edge_of_stability
+critical_batch = _s11_critical_batch.critical_batch
 
 
 class TourResult(NamedTuple):
@@ -72,10 +78,10 @@ def run(
     """Runs the tour's sections, prints them, writes their plots into ``out``.
 
     Args:
-      sections: section numbers (1-9); all when None.
+      sections: section numbers (1-11); all when None.
       out: the folder for the PNGs (created).
       plots: draw the PNGs.
-      mnist_dir: MNIST IDX files for sections 8 and 9 (else the download cache, else
+      mnist_dir: MNIST IDX files for sections 8-11 (else the download cache, else
         scikit-learn's 8x8 digits).
       echo: where the text goes.
     """
@@ -112,6 +118,8 @@ __all__ = [
     "TourResult",
     "batch_size",
     "batch_variants",
+    "critical_batch",
+    "edge_of_stability",
     "gradient_modes",
     "learning_rate",
     "logistic_and_init",

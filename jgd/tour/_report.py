@@ -1,8 +1,9 @@
 """What a tour section returns, how its checks are decided (on numbers), and the summary table.
 
 A ``Row`` holds jgd's number(s) and, when it is a check, the reference number(s) and the rule:
-``"near"`` (every ``|value - reference| <= tol``) or ``"below"`` (``value < reference``, for
-targets such as an error bound). Agreement is decided on those numbers; text is made last, for
+``"near"`` (every ``|value - reference| <= tol``), ``"below"`` (``value < reference``, for
+targets such as an error bound) or ``"within"`` (``lo <= value <= hi`` for ``reference = (lo,
+hi)``). Agreement is decided on those numbers; text is made last, for
 printing, by ``fmt``.
 """
 
@@ -35,7 +36,8 @@ class Row(NamedTuple):
     tol: float = 0.0
     source: str = "seed"  # the seed's printed number, "NumPy", "closed form", "target", ...
     fmt: Format = "{:.4f}"
-    rule: str = "near"  # "near": |value - reference| <= tol; "below": value < reference
+    rule: str = "near"  # "near": |value - reference| <= tol; "below": value < reference;
+    # "within": reference[0] <= value <= reference[1]
 
     @property
     def agree(self) -> bool | None:
@@ -46,6 +48,8 @@ class Row(NamedTuple):
         ref = np.asarray(self.reference, np.float64)
         if self.rule == "below":
             return bool(np.all(v < ref))
+        if self.rule == "within":
+            return bool(np.all((ref[0] <= v) & (v <= ref[1])))
         if v.shape != ref.shape:
             return False
         return bool(np.all(np.abs(v - ref) <= self.tol))
@@ -59,6 +63,9 @@ class Row(NamedTuple):
         if self.reference is None:
             return ""
         ref = _text(self.reference, self.fmt)
+        if self.rule == "within":
+            lo, hi = (_text(r, self.fmt) for r in self.reference)
+            return f"{lo} to {hi}"
         return f"< {ref}" if self.rule == "below" else ref
 
 
