@@ -18,6 +18,7 @@ BENCHMARKS = {
     "scale": "_scale",
     "xla": "_xla",
     "stream": "_memmap",
+    "instruments": "_instruments",
 }
 
 
