@@ -144,6 +144,23 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
         "instrument and no record inside it, against the chunk without it; interleaved medians) "
         f"and a warm record (jitted, median).\n\n{table}"
     )
-    files = hn.write(out, "instruments", {"quick": quick, "rows": rows}, text, [])
+    files = hn.write(out, "instruments", {"quick": quick, "rows": rows}, text, [_figure(rows)])
     print("written:", ", ".join(str(f) for f in files))
     return {"quick": quick, "rows": rows}
+
+
+def _figure(rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+    labels = [f"{r['workload']}\n{r['instrument']}" for r in rows]
+    ax.barh(labels, [r["ratio"] for r in rows])
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set(xlabel="a step between records / a step without the instrument")
+    ax.set_title("What an instrument costs between its records")
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    return fig
