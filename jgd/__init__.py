@@ -5,6 +5,7 @@ The public API; everything else lives in private modules. See README.md for a to
 
 from jgd import (
     data,
+    io,
     losses,
     models,
     problems,
@@ -22,7 +23,7 @@ from jgd._fit import fit
 from jgd._grad import MODES, TANGENTS, grad, value_and_grad
 from jgd._guard import Stop, guard
 from jgd._losses import per_example
-from jgd._modes import ModeComparison, ModeCost, compare_modes, jacobian
+from jgd._modes import ModeComparison, ModeCost, compare_modes, flops, jacobian
 from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
 from jgd._result import FitResult, Series, SweepResult
@@ -57,11 +58,13 @@ __all__ = [
     "data",
     "data_mesh",
     "fit",
+    "flops",
     "forward_gradient_variance",
     "grad",
     "gradient_noise_scale",
     "guard",
     "hvp",
+    "io",
     "jacobian",
     "losses",
     "make_step",

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jgd import _io
+from jgd import io
 
 _MARKER = "jgd-run.json"  # marks a folder as one jgd run's, with its description
 _LOCK = ".jgd.lock"
@@ -80,7 +80,7 @@ class Checkpoints:
         """Checks the marker against this run, or marks the (empty) folder as this run's."""
         marker = pathlib.Path(self.directory) / _MARKER
         if not marker.exists():
-            _io.write_text(marker, json.dumps(self.description, indent=1))
+            io.write_text(marker, json.dumps(self.description, indent=1))
             return
         try:
             saved = json.loads(marker.read_text())

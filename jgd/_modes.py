@@ -5,7 +5,7 @@ hangs on n against m, and on what the function does. ``compare_modes`` measures 
 guessing: each mode jitted, compiled and warmed up, its median time (``jgd.timing``) and the memory
 XLA's compiled program allocates (``memory_analysis()``: temporaries and outputs; the arguments are
 the same for every mode), and a verdict. ``check_grads(timing=True)`` reports the same columns for
-the gradient modes of a scalar loss.
+the gradient modes of a scalar loss. ``flops`` counts the work itself, as XLA does.
 """
 
 from __future__ import annotations
@@ -133,10 +133,26 @@ def measure(mode: str, jitted: Any, args: tuple, repeats: int, **kwargs: Any) ->
 
 
 def flops(fn: Callable, *args: Any, **kwargs: Any) -> float:
-    """XLA's FLOP count of ``fn`` at ``args`` (``cost_analysis()`` of the lowered program).
+    """XLA's FLOP count of ``fn`` at ``args``: ``cost_analysis()`` of the lowered program.
 
-    XLA counts a loop's body once, whatever its trip count: count a chunked gradient with its
-    tangents in one chunk (``chunk_size=P``); lowering allocates nothing.
+    A count of the work, free of timing noise and per-call overhead: ``fn`` is jitted and lowered,
+    neither compiled nor run, so nothing is allocated. XLA counts a loop's body once, whatever its
+    trip count: count a chunked gradient with its tangents in one chunk
+    (``jgd.grad(loss, "forward", chunk_size=P)``).
+
+    Args:
+      fn: a jittable function.
+      *args: where to evaluate it: arrays, pytrees of arrays, or shapes (``jax.ShapeDtypeStruct``).
+      **kwargs: its keyword arguments, arrays too (e.g. ``key=`` of a ``forward_gradient``).
+
+    Returns:
+      The floating-point operations of one call, as XLA counts them.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jgd
+      >>> jgd.flops(lambda a, b: a @ b, jnp.ones((2, 3)), jnp.ones((3, 4)))  # 2 x 2 x 3 x 4
+      48.0
     """
     analysis = jax.jit(fn).lower(*args, **kwargs).cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis

@@ -13,7 +13,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from jgd._compare import OPTIMIZERS, SCHEDULERS
+from jgd.apps.torch_recipes import OPTIMIZERS, SCHEDULERS
 from jgd.bench import BENCHMARKS
 
 
@@ -187,7 +187,7 @@ def _tour(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jgd._train import find_mnist, train_mnist
+    from jgd.apps.train import find_mnist, train_mnist
 
     if args.data_dir and args.download:
         raise UsageError("jgd train: give --data-dir or --download, not both")
@@ -241,7 +241,7 @@ def _join(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jgd._compare import compare_torch, format_comparison
+    from jgd.apps.compare import compare_torch, format_comparison
 
     names = ("optimizer", "scheduler", "steps", "batch_size", "lr", "momentum", "nesterov")
     names += ("hidden", "seed")

@@ -231,26 +231,24 @@ def edge_of_stability(
     )
 
 
-def _splits(source: str, mnist_dir: Any, examples: int, width: int, seed: int) -> Any:
+def _splits(source: str, mnist_dir: Any, examples: int, width: int, seed: int) -> data.DigitSplits:
     """The train and test splits of ``source`` (see ``mlp``)."""
     _errors.one_of("source", source, ("digits", "mnist", "real", "synthetic"))
-    if source == "synthetic":
-        rng = np.random.default_rng(seed)
-        X = rng.uniform(size=(examples, width)).astype(np.float32)
-        y = rng.integers(0, 10, examples).astype(np.int32)
-        splits = data.DigitSplits(data.Dataset(X, y), data.Dataset(X, y), "synthetic MNIST-shaped")
-    elif source == "digits":
-        splits = data.DigitSplits(
+    if source == "real":
+        return data.real_digits(mnist_dir)
+    if source == "digits":
+        return data.DigitSplits(
             data.digits("train"), data.digits("test"), "scikit-learn 8x8 digits"
         )
-    elif source == "mnist":
+    if source == "mnist":
         folder = data.default_dir() if mnist_dir is None else mnist_dir
-        splits = data.DigitSplits(
+        return data.DigitSplits(
             data.mnist(folder, "train"), data.mnist(folder, "test"), f"MNIST ({folder})"
         )
-    else:
-        splits = data.real_digits(mnist_dir)
-    return splits
+    rng = np.random.default_rng(seed)  # "synthetic"
+    X = rng.uniform(size=(examples, width)).astype(np.float32)
+    y = rng.integers(0, 10, examples).astype(np.int32)
+    return data.DigitSplits(data.Dataset(X, y), data.Dataset(X, y), "synthetic MNIST-shaped")
 
 
 def _newton_logistic(X: np.ndarray, y: np.ndarray, iterations: int = 50) -> np.ndarray:

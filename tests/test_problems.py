@@ -13,7 +13,7 @@ import jgd
 from jgd import problems
 
 JGD = pathlib.Path(jgd.__file__).parent
-APPS = {"jgd.tour", "jgd.bench", "jgd.cli", "jgd._compare", "jgd._train"}
+APPS = {"jgd.tour", "jgd.bench", "jgd.cli", "jgd.apps"}
 
 
 def test_the_registry_names_every_problem_and_builds_it():

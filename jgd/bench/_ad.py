@@ -1,15 +1,17 @@
 """``jgd bench ad``: what one gradient costs by each mode against P, beside ``torch.func``, and
 the Jacobian crossover (forward against reverse as n and m vary) for both libraries.
 
-Every call is timed jitted (jgd) or eager (PyTorch), warm, blocked, as the median of several. A
-gradient's cost is counted two ways:
+Every call is timed jitted (jgd; its gradients by ``jgd.check_grads(timing=True)``, with XLA's
+memory) or eager (PyTorch), warm, blocked, as the median of several. A gradient's cost is counted
+two ways:
 
 - time: seconds divided by the compute time of one forward pass (a 16x larger batch, divided by
   16: a single batch-64 pass is mostly per-call overhead). A slope is fitted on log-log axes only
   over the points where the measured per-call overhead (a jitted no-op on the same arguments) is
   under 10% of both the gradient's time and the unit's;
-- FLOPs: XLA's count (``cost_analysis()`` of the lowered program, tangents unchunked so no loop
-  hides its trip count) divided by a forward pass's. It has no overhead and no cache effects.
+- FLOPs: XLA's count (``jgd.flops``: ``cost_analysis()`` of the lowered program, tangents
+  unchunked so no loop hides its trip count) divided by a forward pass's. It has no overhead and
+  no cache effects.
 
 ``--function MODULE:NAME --input-shape N[,M...]`` compares forward and reverse mode on your own
 function instead (``jgd.compare_modes``): time, XLA memory and a verdict.
@@ -25,11 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import jgd
-from jgd.bench import _ad_torch, _ad_user
+from jgd.bench import _ad_report, _ad_torch, _ad_user
 from jgd.bench import _harness as hn
 
 THEORY = {"reverse": 0, "forward": 1, "forward_gradient": 0, "fd_forward": 1, "fd_central": 1}
-PEERS = ("torch.func.grad", "torch.func.jvp forward gradient")
 HEAVY = ("forward", "fd_forward", "fd_central")
 
 
@@ -48,7 +49,7 @@ def _units(loss, params, batch) -> dict[str, float]:
         "marginal_seconds": hn.timeit(lambda: forward(params, big), repeats=11).median / 16,
         "marginal_overhead": hn.timeit(lambda: noop(params, big), repeats=21).median,
         "overhead_seconds": hn.timeit(lambda: noop(params, batch), repeats=21).median,
-        "forward_flops": jgd._modes.flops(loss, params, batch),
+        "forward_flops": jgd.flops(loss, params, batch),
     }
 
 
@@ -62,13 +63,13 @@ def gradient_costs(hidden_all: list[int], hidden_p_modes: list[int], torch: bool
         for mode in jgd.MODES:
             if mode in HEAVY and hidden not in hidden_p_modes:
                 continue
-            fn = jax.jit(jgd.grad(loss, mode))
             key = jax.random.key(0)
-            cost = jgd._modes.measure(
-                mode, fn, (params, batch), 3 if mode in HEAVY else 21, key=key
-            )
+            repeats = 3 if mode in HEAVY else 21
+            cost = jgd.check_grads(
+                loss, params, batch, modes=(mode,), key=key, timing=True, repeats=repeats
+            )[mode]
             whole = jgd.grad(loss, mode, chunk_size=P)  # one vmap: XLA counts every tangent
-            flops = jgd._modes.flops(whole, params, batch, key=key)
+            flops = jgd.flops(whole, params, batch, key=key)
             rows.append(
                 _row(hidden, P, mode, cost.seconds, unit, memory=cost.memory_bytes, flops=flops)
             )
@@ -184,8 +185,6 @@ def run(
     jac = jacobian_crossover(
         [4, 16] if tiny else [4, 16, 64, 256] if quick else [4, 16, 64, 256, 1024], torch
     )
-    from jgd.bench import _ad_report
-
     table = _ad_report.table(costs, fitted, jac)
     print(table)
     results = {"quick": quick, "gradient_costs": costs, "slopes": fitted, "jacobian": jac}

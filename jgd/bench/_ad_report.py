@@ -6,7 +6,7 @@ from typing import Any
 
 import jgd
 from jgd.bench import _harness as hn
-from jgd.bench._ad import PEERS
+from jgd.bench._ad_torch import PEERS
 
 
 def table(costs: list[dict], slopes: dict[str, dict], jac: list[dict]) -> str:

@@ -19,6 +19,8 @@ import numpy as np
 from jgd import timing
 from jgd.torch_baseline import require_torch
 
+PEERS = ("torch.func.grad", "torch.func.jvp forward gradient")  # mlp_gradients' rows, in order
+
 
 def _tensors(tree: dict[str, Any]) -> dict[str, Any]:
     torch = require_torch()
@@ -54,8 +56,8 @@ def mlp_gradients(params: Any, batch: Any, *, repeats: int) -> dict[str, timing.
 
     with torch.no_grad():
         return {
-            "torch.func.grad": timing.timeit(lambda: grad(p), repeats=repeats),
-            "torch.func.jvp forward gradient": timing.timeit(forward_gradient, repeats=repeats),
+            PEERS[0]: timing.timeit(lambda: grad(p), repeats=repeats),
+            PEERS[1]: timing.timeit(forward_gradient, repeats=repeats),
         }
 
 

@@ -1,8 +1,8 @@
 """What every benchmark shares: honest timing, the machine's facts, and result files.
 
 Timing: compile and warm up outside the clock, block on the result (``jax.block_until_ready``),
-repeat, report the median and the spread. Peak memory: the process's resident high-water mark,
-reset before each measurement through ``/proc/self/clear_refs`` (Linux); elsewhere None.
+repeat, report the median and the spread. Peak memory: the process's resident high-water mark
+(Linux); elsewhere None.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jgd import _io
-from jgd._timing import timeit
+from jgd import io
+from jgd.timing import timeit
 
 
 def say(*parts: Any) -> None:
@@ -27,18 +27,8 @@ def say(*parts: Any) -> None:
     print(*parts, flush=True)
 
 
-def reset_peak_rss() -> bool:
-    """Resets the process's peak RSS (Linux); True when it could."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def peak_rss_mb() -> float | None:
-    """The process's peak resident memory since the last reset, in MB (Linux)."""
+    """The process's peak resident memory (its high-water mark), in MB (Linux)."""
     try:
         status = pathlib.Path("/proc/self/status").read_text()
     except OSError:
@@ -84,11 +74,11 @@ def write(
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "machine": machine(), **results}
     files = [folder / f"{name}.json", folder / f"{name}.md"]
-    _io.write_text(files[0], json.dumps(payload, indent=2, default=_jsonable))
-    _io.write_text(files[1], f"# jgd bench {name}\n\n{_header(payload['machine'])}\n\n{table}\n")
+    io.write_text(files[0], json.dumps(payload, indent=2, default=_jsonable))
+    io.write_text(files[1], f"# jgd bench {name}\n\n{_header(payload['machine'])}\n\n{table}\n")
     for i, fig in enumerate(figures):
         path = folder / f"{name}_{i + 1}.png"
-        with _io.atomic(path) as f:
+        with io.atomic(path) as f:
             fig.savefig(f, dpi=110, format="png")
         files.append(path)
     import matplotlib.pyplot as plt

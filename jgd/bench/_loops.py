@@ -26,7 +26,8 @@ import optax
 from flax import nnx
 
 import jgd
-from jgd import _compare, data, problems, timing
+from jgd import data, problems, timing
+from jgd.apps import compare
 
 LEARNING_RATES = {"sgd": 0.01, "momentum": 0.01, "adam": 1e-3}
 BLOCK = 100  # steps per scan_steps block
@@ -163,10 +164,10 @@ def torch_loop(X, y, order, name, hidden, compile: bool = False):
     except ImportError:
         return None
     if compile:
-        torch._dynamo.reset()
+        torch.compiler.reset()
     mlp = problems.mlp("synthetic", hidden=hidden, examples=1)._replace(data=data.Dataset(X, y))
     momentum = 0.9 if name == "momentum" else 0.0
-    race = _compare.Race(
+    race = compare.Race(
         mlp, order, hidden=hidden, lr=LEARNING_RATES[name], momentum=momentum, compile=compile
     )
     return lambda: race.torch().seconds

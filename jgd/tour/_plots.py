@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from jgd import _io
+from jgd import io
 from jgd.tour._report import Section, Spec
 
 
@@ -24,7 +24,7 @@ def draw(spec: Spec, section: Section, out: pathlib.Path) -> pathlib.Path:
     try:
         spec.draw(fig, section.figure)
         path = out / spec.png
-        with _io.atomic(path) as f:
+        with io.atomic(path) as f:
             fig.savefig(f, dpi=110, format="png")
     finally:
         plt.close(fig)

@@ -11,7 +11,6 @@ import numpy as np
 
 import jgd
 from jgd import problems, timing
-from jgd._modes import flops
 from jgd.tour._report import Row, Section, Spec
 
 
@@ -34,9 +33,9 @@ def _cost_in_passes(hidden: int) -> tuple[int, float, float, float, float]:
     one = _seconds(jax.jit(p.loss), p.params, p.data, repeats=20)
     reverse = _seconds(jax.jit(jgd.grad(p.loss, "reverse")), p.params, p.data, repeats=20)
     forward = _seconds(jax.jit(jgd.grad(p.loss, "forward")), p.params, p.data, repeats=1)
-    unit = flops(p.loss, p.params, p.data)
+    unit = jgd.flops(p.loss, p.params, p.data)
     by_flops = [
-        flops(jgd.grad(p.loss, mode, chunk_size=P), p.params, p.data) / unit
+        jgd.flops(jgd.grad(p.loss, mode, chunk_size=P), p.params, p.data) / unit
         for mode in ("reverse", "forward")
     ]
     return P, reverse / one, forward / one, *by_flops

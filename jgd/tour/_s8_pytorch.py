@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from jgd import _compare, data, problems
+from jgd import data, problems
+from jgd.apps import compare
 from jgd.tour._report import Row, Section, Spec
 
 INSTALL = (
@@ -35,7 +36,7 @@ def pytorch_model(mnist_dir: str | None = None, epochs: int = 15) -> Section:
         acc = mlp.accuracy(result.params)
         rows = [Row(quantity, acc)]
         return Section(8, TITLE, rows, {"jgd": result.losses}, [*notes, INSTALL])
-    c = _compare.compare(_compare.Race(mlp, order, seed=0, lr=0.01))
+    c = compare.compare(compare.Race(mlp, order, seed=0, lr=0.01))
     rows = [
         Row(quantity, c.jgd_accuracy),
         Row(

@@ -20,7 +20,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jgd import _timing, models, problems
+from jgd import models, problems, timing
+from jgd.apps.torch_recipes import (
+    OPTIMIZERS,
+    SCHEDULERS,
+    check_names,
+    torch_optimizer,
+    torch_scheduler,
+)
 
 
 class Side(NamedTuple):
@@ -30,45 +37,6 @@ class Side(NamedTuple):
     seconds: float
     params: Any
     compile_seconds: float = 0.0  # what this call spent compiling (0 once warm)
-
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULERS = ("none", "step", "cosine", "exponential", "inverse-time")
-
-
-def torch_optimizer(name: str, params: Any, *, lr: float, momentum: float, nesterov: bool) -> Any:
-    """The torch optimizer ``name`` over ``params`` (momentum: SGD and RMSprop; nesterov: SGD)."""
-    import torch
-
-    optim = torch.optim
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, momentum=momentum)
-    return {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[name](params, lr=lr)
-
-
-def torch_scheduler(name: str, optimizer: Any, steps: int) -> Any:
-    """The torch scheduler ``name`` over a run of ``steps``: StepLR (halving three times),
-    CosineAnnealingLR, ExponentialLR (to 1% at the end), LambdaLR η₀/(1 + γt) with γ = 0.01."""
-    import torch
-
-    sched = torch.optim.lr_scheduler
-    if name == "none":
-        return None
-    if name == "step":
-        return sched.StepLR(optimizer, step_size=max(1, steps // 4), gamma=0.5)
-    if name == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=steps)
-    if name == "exponential":
-        return sched.ExponentialLR(optimizer, gamma=0.01 ** (1 / steps))
-    return sched.LambdaLR(optimizer, _inverse_time)
-
-
-def _inverse_time(
-    t: int,
-) -> float:  # the seeds' η₀/(1 + γt), γ = 0.01 (a module function: picklable)
-    return 1 / (1 + 0.01 * t)
 
 
 class Race:
@@ -102,10 +70,9 @@ class Race:
         nesterov: bool = False,
         compile: bool = False,
     ):
-        from jgd import _errors, torch_baseline
+        from jgd import torch_baseline
 
-        _errors.one_of("optimizer", optimizer, OPTIMIZERS)
-        _errors.one_of("scheduler", scheduler, SCHEDULERS)
+        check_names(optimizer, scheduler)
         if (momentum and optimizer not in ("sgd", "rmsprop")) or (nesterov and optimizer != "sgd"):
             raise ValueError(
                 f"momentum={momentum}, nesterov={nesterov} do not apply to "
@@ -188,7 +155,7 @@ def compare(race: Race, *, rounds: int = 1) -> Comparison:
         compiled.setdefault(name, last[name].compile_seconds)  # the warm-up's
         return last[name].seconds
 
-    times = _timing.interleaved(
+    times = timing.interleaved(
         {"jgd": lambda: timed("jgd", race.jgd), "torch": lambda: timed("torch", race.torch)},
         rounds=rounds,
     )

@@ -1,7 +1,8 @@
 """Files written whole or not at all: a temporary file in the same folder, then a rename.
 
 A kill, a full disk or an exception halfway leaves the previous file as it was (``os.replace`` is
-atomic within a file system) and no half-written one behind.
+atomic within a file system) and no half-written one behind. jgd writes its checkpoints' marker,
+the tour's plots, the benchmarks' results and ``jgd train``'s model this way; so can you.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ def atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
     Examples:
       >>> import pathlib, tempfile
-      >>> from jgd import _io
+      >>> import jgd
       >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
-      >>> with _io.atomic(target, "w") as f:
+      >>> with jgd.io.atomic(target, "w") as f:
       ...     _ = f.write("whole")
       >>> target.read_text()
       'whole'
@@ -40,6 +41,9 @@ def atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """``path.write_text(text)``, atomically."""
+    """``path.write_text(text)``, atomically (see ``atomic``)."""
     with atomic(path, "w") as f:
         f.write(text)
+
+
+__all__ = ["atomic", "write_text"]

@@ -13,8 +13,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _io, _parallel, data, models, problems
-from jgd._driver import Progress
+from jgd import Progress, data, data_mesh, io, models, problems
 
 
 def find_mnist(data_dir: str | None, download: bool) -> pathlib.Path:
@@ -40,7 +39,7 @@ def _share(mlp: problems.Problem) -> tuple[problems.Problem, Any]:
     last ``m % processes`` rows left out), and the mesh over every process's devices."""
     from jax.sharding import NamedSharding, PartitionSpec
 
-    mesh = _parallel.data_mesh()
+    mesh = data_mesh()
     n, i = jax.process_count(), jax.process_index()
     per = len(mlp.data.y) // n
     mine = slice(i * per, (i + 1) * per)
@@ -108,7 +107,7 @@ def train_mnist(
     model = nnx.merge(nnx.graphdef(models.MLP(width, hidden, 10, rngs=nnx.Rngs(0))), result.params)
     path = out / "model.npz"
     if jax.process_index() == 0:  # one writer; every process holds the same (replicated) weights
-        with _io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
+        with io.atomic(path) as f:  # a kill or a full disk leaves the previous model whole
             np.savez(f, **models.state_dict(model))
     return {
         "epochs": history,
@@ -119,3 +118,6 @@ def train_mnist(
         "diverged_at": result.diverged_at,
         "divergence": result.divergence,
     }
+
+
+__all__ = ["find_mnist", "train_mnist"]
