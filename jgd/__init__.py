@@ -12,7 +12,6 @@ from jgd import (
     schedules,
     timing,
 )
-from jgd._batching import shuffled_order
 from jgd._blocks import scan_steps, with_data
 from jgd._check import GradCheck, GradCheckRow, check_grads
 from jgd._compile import compile_count
@@ -22,11 +21,14 @@ from jgd._errors import DivergenceError, ProcessLostError
 from jgd._fit import fit
 from jgd._grad import MODES, TANGENTS, grad, value_and_grad
 from jgd._guard import Stop, guard
+from jgd._instruments import Series
 from jgd._losses import per_example
 from jgd._modes import ModeComparison, ModeCost, compare_modes, flops, jacobian
 from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
-from jgd._result import FitResult, Series, SweepResult
+from jgd._plans import shuffled_order
+from jgd._recorders import Context, Recorder, View
+from jgd._result import FitResult, SweepResult
 from jgd._state import TrainState
 from jgd._step import Step, make_step
 from jgd._sweep import sweep
@@ -37,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MODES",
     "TANGENTS",
+    "Context",
     "DivergenceError",
     "FitResult",
     "GradCheck",
@@ -46,12 +49,14 @@ __all__ = [
     "NoiseScale",
     "ProcessLostError",
     "Progress",
+    "Recorder",
     "Series",
     "StabilityBound",
     "Step",
     "Stop",
     "SweepResult",
     "TrainState",
+    "View",
     "check_grads",
     "compare_modes",
     "compile_count",

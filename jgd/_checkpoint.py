@@ -147,6 +147,13 @@ class Checkpoints:
         return target
 
     def _check_same_run(self, saved: dict[str, Any]) -> None:
+        if saved.get("format") != self.description.get("format"):
+            raise ValueError(
+                f"checkpoint_dir={self.directory!r} holds checkpoints of format "
+                f"{saved.get('format')!r}, written by another version of jgd; this one reads "
+                f"format {self.description.get('format')!r}. Use a new checkpoint_dir (or the "
+                "jgd version that wrote it to finish that run)."
+            )
         differ = sorted(
             k for k in set(saved) | set(self.description) if saved.get(k) != self.description.get(k)
         )

@@ -10,6 +10,8 @@ shardings: never by their values.
 from __future__ import annotations
 
 import collections
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -19,6 +21,7 @@ import jax
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _MAX_ENTRIES = 64
 _stats = {"compiles": 0}
+_clocks = threading.local()  # the clocks open in this thread (``clock()``)
 
 
 def _signature(args: tuple) -> Hashable:
@@ -50,6 +53,32 @@ def call(fn: Callable, static: Hashable, *args: Any) -> tuple[Any, float]:
     else:
         _CACHE.move_to_end(key)
     return compiled(*args), seconds
+
+
+class Clock:
+    """The seconds spent compiling while it was open (``clock()``)."""
+
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def clock():
+    """``with clock() as c:``: every ``run`` inside adds its compile seconds to ``c.seconds``."""
+    c = Clock()
+    open_clocks = _clocks.__dict__.setdefault("open", [])
+    open_clocks.append(c)
+    try:
+        yield c
+    finally:
+        open_clocks.remove(c)
+
+
+def run(fn: Callable, static: Hashable, *args: Any) -> Any:
+    """``fn(static, *args)`` compiled (``call``), its compile seconds added to the open clocks."""
+    out, seconds = call(fn, static, *args)
+    for c in getattr(_clocks, "open", ()):
+        c.seconds += seconds
+    return out
 
 
 def compile_count() -> int:

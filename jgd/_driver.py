@@ -1,12 +1,14 @@
 """The host driver of a run: chunk after chunk of the compiled run function, guarded.
 
-Each chunk is one call of ``_engine.run_chunk``, guarded by ``_guard.run`` (an exact replay when a
-chunk blew up). Between chunks the host updates the progress bar, saves checkpoints and calls the
-callback; the metrics come back once per chunk.
+Each chunk is an ``_engine.Chunk`` (one call of ``run_chunk`` from the chunk's start carry), run by
+``_guard.run`` (which replays it exactly when it blew up). Between chunks the host updates the
+progress bar, saves checkpoints and calls the callback; the columns come back once per chunk.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from typing import Any, NamedTuple
 
@@ -14,6 +16,8 @@ import jax
 import numpy as np
 
 from jgd import _compile, _engine, _errors, _guard, _instruments, _parallel, _result, _stream
+from jgd._engine import Chunk, run_chunk
+from jgd._instruments import NoiseScale, Sharpness
 from jgd._result import FitResult
 from jgd._state import TrainState
 
@@ -55,123 +59,93 @@ def _lost(error: Exception, done: int, checkpoints: Any) -> str:
 class Driver:
     """Runs one configured run chunk by chunk (see the module docstring)."""
 
-    def __init__(self, config, chunk, every, progress, callback, checkpoints):
-        self.config, self.chunk, self.every = config, chunk, every
-        self.progress, self.callback, self.checkpoints = progress, callback, checkpoints
+    def __init__(self, config, options, chunk: int, every: int | None, checkpoints):
+        self.config, self.options, self.chunk, self.every = config, options, chunk, every
+        self.checkpoints = checkpoints
         self.program = config.program(chunk)
-        self.compile_time = 0.0
         self.prefetch = None  # streaming: each chunk's block of examples, read ahead
 
     def run(self) -> FitResult:
         started = time.perf_counter()
-        rows = self._rows()
-        if self.config.stream is not None:
-            self.prefetch = _stream.Prefetch(
-                self.config.stream,
-                np.asarray(rows)[: self.config.plan.steps],
-                self.chunk,
-                self._put,
-            )
-        state, stop, outputs, done = self.config.state, None, [], 0
-        probe = None
-        if self.config.instruments.active:
-            probe = _instruments.fresh_probe(state.params, self.config.instruments)
-        if self.checkpoints is not None:
-            state, probe, stop, outputs, done = self.checkpoints.resume(
-                state, probe, self._blank(state)
-            )
-        bar = _progress_bar(self.config.plan.steps, self.progress, done)
+        with _compile.clock() as compiling:
+            try:
+                carry, stop, outputs, done = self._start()
+                carry, stop, outputs = self._chunks(carry, stop, outputs, done)
+            finally:
+                if self.prefetch is not None:
+                    self.prefetch.close()
+                if self.checkpoints is not None:
+                    self.checkpoints.close()
+            result = self._result(carry, stop, outputs)
+        run_time = time.perf_counter() - started - compiling.seconds
+        return dataclasses.replace(result, compile_time=compiling.seconds, run_time=run_time)
+
+    def _start(self):
+        """The rows (and the prefetch), and the carry, stop, outputs and steps done so far: fresh,
+        or from the newest checkpoint."""
+        config = self.config
+        self.rows = config.plan.rows(config.key, config.first_step, self.chunk, config.mesh)
+        if config.stream is not None:
+            rows = np.asarray(self.rows)[: config.plan.steps]
+            self.prefetch = _stream.Prefetch(config.stream, rows, self.chunk, self._put)
+        carry = config.carry()
+        if self.checkpoints is None:
+            return carry, None, [], 0
+        return self.checkpoints.resume(carry, self._blank(carry))
+
+    def _chunks(self, carry, stop, outputs, done):
+        steps = self.config.plan.steps
+        bar = _progress_bar(steps, self.options.progress, done)
         reported = done - done % self.every if self.every else done  # resumed: the whole report
         try:
-            while done < self.config.plan.steps and stop is None:
-                count = min(self.chunk, self.config.plan.steps - done)
-                state, probe, metrics, stop = self._chunk(state, probe, rows, done, count)
+            while done < steps and stop is None:
+                count = min(self.chunk, steps - done)
+                carry, metrics, stop = self._chunk(carry, done, count)
                 outputs.append(metrics)
                 done += count
                 if self.checkpoints is not None:  # before the callback, which may raise
-                    self.checkpoints.after_chunk(done, state, probe, stop, outputs)
+                    self.checkpoints.after_chunk(done, carry, stop, outputs)
                 if self._due(done, stop):
-                    self._report(done, reported, state, stop, outputs, bar)
+                    self._report(done, reported, carry.train, stop, outputs, bar)
                     reported = done
         except jax.errors.JaxRuntimeError as e:
             if jax.process_count() == 1:
                 raise
             raise _errors.ProcessLostError(_lost(e, done, self.checkpoints)) from e
         finally:
-            if self.prefetch is not None:
-                self.prefetch.close()
             if bar is not None:
                 bar.close()
-            if self.checkpoints is not None:
-                self.checkpoints.close()
-        run_time = time.perf_counter() - started - self.compile_time
-        return self._result(state, stop, outputs, run_time)
+        return carry, stop, outputs
 
-    def _chunk(self, start, probe, rows, done, count):
+    def _chunk(self, start, done, count):
         config = self.config
-        data, offset = config.data, done
+        data, rows, offset = config.data, self.rows, done
         if self.prefetch is not None:  # this chunk's examples, and rows into them
             data, rows = self.prefetch.block(done)
             offset = 0
-        carry, watch = start, None
-        if probe is not None:  # the instruments' carry, examples and this chunk's first step
-            carry, watch = (start, probe), (config.probe_batch, np.int32(config.first_step + done))
-
-        def fast(n):
-            return self._call((self.program, False), carry, rows, offset, n, data, watch)
-
-        def check(n):
-            return self._call((self.program, True), carry, rows, offset, n, data, watch)
-
-        state, metrics, stop = _guard.run(
-            fast, check, count, guard=config.guard, max_loss=config.max_loss
+        first = config.first_step + done
+        chunk = Chunk(self.program, data, start, rows, offset, first, config.context)
+        options = config.options
+        carry, metrics, stop = _guard.run(
+            chunk, count, guard=options.guard, max_loss=options.max_loss
         )
-        if probe is not None:
-            state, probe = state
         if stop is not None:
-            stop = _guard.Stop(config.first_step + done + stop[0], stop[1])
-        return state, probe, metrics, stop
+            stop = _guard.Stop(first + stop[0], stop[1])
+        return carry, metrics, stop
 
     def _put(self, tree):
         if self.config.mesh is not None:
             return _parallel.put_replicated(tree, self.config.mesh)
         return jax.device_put(tree)
 
-    def _call(self, static, state, rows, offset, count, data, watch):
-        out, seconds = _compile.call(
-            _engine.run_chunk, static, data, state, rows, np.int32(offset), np.int32(count), watch
-        )
-        self.compile_time += seconds
-        return out
-
     def _evaluate(self, params) -> float:
         config = self.config
-        out, seconds = _compile.call(
-            _engine.evaluate, config.step.loss, config.data, config.eval_rows, params
+        return float(
+            _compile.run(_engine.evaluate, config.step.loss, config.data, config.eval_rows, params)
         )
-        self.compile_time += seconds
-        return float(out)
-
-    def _rows(self):
-        config, plan = self.config, self.config.plan
-        if plan.kind == "full":
-            return None
-        if plan.kind == "shuffle":  # drawn and padded on the device, never on the host
-            aligned = config.first_step % plan.steps_per_epoch == 0
-            static = (plan, self.chunk, aligned)
-            rows, seconds = _compile.call(
-                _engine.shuffled_rows, static, config.key, np.int32(config.first_step)
-            )
-            self.compile_time += seconds
-            return np.asarray(rows) if self.config.stream is not None else rows
-        padded = np.zeros((-(-plan.steps // self.chunk) * self.chunk, plan.batch_size), np.int32)
-        padded[: plan.steps] = config.order
-        if config.mesh is not None:
-            return _parallel.put_replicated(padded, config.mesh)
-        return jax.device_put(padded)
 
     def _due(self, done: int, stop) -> bool:
-        if not (self.progress or self.callback is not None):
+        if not self.options.reporting:
             return False
         return done % self.every == 0 or done == self.config.plan.steps or stop is not None
 
@@ -183,30 +157,32 @@ class Driver:
         if bar is not None:
             bar.update(done - bar.n)
             bar.set_postfix(loss=f"{current:.4g}")
-        if self.callback is not None:
+        if self.options.callback is not None:
             since = losses[reported:done]
             step = stop.step if stop is not None else first + done
             steps = first + np.arange(reported, reported + len(since))
-            epoch = int(step) // self.config.plan.steps_per_epoch
-            self.callback(Progress(int(step), current, since, steps, state, epoch))
+            epoch = self.config.plan.epoch_of(step)
+            self.options.callback(Progress(int(step), current, since, steps, state, epoch))
 
-    def _blank(self, state) -> dict:
-        """All-zero metrics of the whole run: the layout of a checkpoint's history."""
-        steps = self.config.plan.steps
-        dtype = np.result_type(*[np.asarray(x).dtype for x in jax.tree.leaves(state.params)])
-        out = {"loss": np.zeros(steps, dtype)}
-        if self.config.grad_norm:
-            out["grad_norm"] = np.zeros(steps, dtype)
-        for name in _result.instrument_columns(self.config.instruments):
-            out[name] = np.zeros(steps, np.int32 if name.endswith("iterations") else dtype)
-        if self.config.record_params:
-            out["params"] = jax.tree.map(
-                lambda p: np.zeros((steps, *np.shape(p)), np.asarray(p).dtype), state.params
-            )
-        return out
+    def _blank(self, carry) -> dict:
+        """All-zero columns of the whole run: the layout of a checkpoint's history."""
+        config = self.config
+        shapes = jax.eval_shape(
+            functools.partial(run_chunk, self.program),
+            config.data,
+            carry,
+            self.rows,
+            np.int32(0),
+            np.int32(1),
+            np.int32(0),
+            config.context,
+        )[1]
+        steps = config.plan.steps
+        return jax.tree.map(lambda s: np.zeros((steps, *s.shape[1:]), s.dtype), shapes)
 
-    def _result(self, state, stop, outputs, run_time) -> FitResult:
+    def _result(self, carry, stop, outputs) -> FitResult:
         config, steps = self.config, self.config.plan.steps
+        state = carry.train
         out = _fill(jax.tree.map(lambda *xs: np.concatenate(xs), *outputs), steps, state)
         initial, final = (self._evaluate(p) for p in (config.state.params, state.params))
         diverged, at, why = _result.verdict(
@@ -222,16 +198,17 @@ class Driver:
             diverged_at=at,
             divergence=why,
             params_history=(
-                _result.history(out["params"], state.params) if config.record_params else None
+                _result.history(out["params"], state.params) if "params" in out else None
             ),
             steps=steps,
             first_step=config.first_step,
-            sharpness=_result.sharpness(out, config.instruments, config.first_step),
-            noise_scale=_result.noise_scale(out, config.instruments, config.first_step),
+            sharpness=_instruments.series(out, config.recorders, Sharpness, config.first_step),
+            noise_scale=_instruments.series(out, config.recorders, NoiseScale, config.first_step),
             initial_loss=initial,
             final_loss=final,
-            compile_time=self.compile_time,
-            run_time=run_time,
+            compile_time=0.0,
+            run_time=0.0,
+            columns=out,
         )
 
 

@@ -1,26 +1,32 @@
 """The run as a function: a chunk of a run's steps as one compiled loop, and many runs under vmap.
 
-``run_chunk`` is pure: a state and the run's index rows in, ``count`` steps from row ``offset``
-(both traced: every chunk, a short last one and a guard's replay run one program), the state and
-per-step metrics out, with the end state's finiteness. It is built from the public blocks:
-``scan_steps(with_data(make_step(...), data))``, or the step on all the data for full-batch
-descent. ``run_many`` is the same function under ``jax.vmap``, over states (and rows). The host
-drivers (``_fit``, ``_sweep``) call them through ``_compile`` and guard them with ``_guard``.
+``run_chunk`` is pure: a ``Carry`` and the run's index rows in, ``count`` steps from row
+``offset`` (both traced: every chunk, a short last one and a guard's replay run one program),
+the carry and every recorder's per-step columns out, with the end state's finiteness. A step is
+``make_step``'s ``Step.advance`` on the batch gathered by ``rows`` (``_batching.gather``, as
+``with_data`` does), or on all the data for full-batch descent, followed by the run's recorders.
+Recorders with ``every=N`` run only on their steps: the loop runs the plain step up to the next
+record step, then one step with them (``_loop``). ``run_many`` is the same function under
+``jax.vmap``, over fresh carries (and rows). A ``Chunk`` is one call of ``run_chunk`` with its
+arguments, which the drivers (``_driver``, ``_sweep``) hand to the guard (``_guard``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jgd import _batching, _blocks, _guard, _instruments
-from jgd._instruments import NO_INSTRUMENTS, Instruments
-from jgd._state import TrainState
+from jgd import _batching, _compile, _parallel, _recorders
+from jgd._recorders import Context
+from jgd._state import Carry, TrainState
 from jgd._step import Step
+
+_CHECKS = (_recorders.GRAD_NORM, _recorders.STATE_FINITE)  # what a guard's replay records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,113 +35,170 @@ class Program:
 
     Attributes:
       step: the run's ``jgd.make_step`` step.
-      num_examples: the examples in the data.
+      num_examples: the examples the rows index (a streamed chunk's block, or all the data).
       full_batch: every step sees all the data (no rows).
       chunk: the steps of one compiled loop.
-      record_params: record the params before every step.
+      recorders: the run's recorders (the loss first); their states are ``Carry.records``.
       mesh: a ``jax.sharding.Mesh`` the batches are split over, or None.
-      instruments: what the run records besides its loss (``_instruments``): the loop's carry
-        is then ``(state, probe)``.
+      checked: a guard's replay: the gradient's norm and the state's finiteness recorded too.
     """
 
     step: Step
     num_examples: int
     full_batch: bool
     chunk: int
-    record_params: bool = False
+    recorders: tuple = (_recorders.LOSS,)
     mesh: Any = None
-    instruments: Instruments = NO_INSTRUMENTS
+    checked: bool = False
 
-    def block(self, checked: bool) -> _blocks.Scan:
-        """``steps(data, state, xs, count)``: the chunk's loop (``checked``: for a replay)."""
-        step = _guard.checked(self.step) if checked else self.step
-        if self.record_params:
-            step = Recording(step)
-        if self.full_batch:
-            inner = FullBatch(step)
-        else:
-            inner = _blocks.Gather(step, self.num_examples, self.mesh)
-        if self.instruments.active:
-            inner = _instruments.Watching(inner, self.step.loss, self.instruments)
-        return _blocks.Scan(inner)
+    def replay(self) -> Program:
+        """The same program for a guard's checked replay."""
+        return dataclasses.replace(self, checked=True)
 
+    def periods(self) -> tuple[int, ...]:
+        """The ``every`` of the run's periodic recorders, sorted, without repeats."""
+        found = {_recorders.every_of(r) for r in self.recorders}
+        return tuple(sorted(e for e in found if e is not None))
 
-@dataclasses.dataclass(frozen=True)
-class FullBatch:
-    """Program: the step on all the data (the loop's ``x`` is only a step counter)."""
-
-    step: Callable
-
-    def __call__(self, data: Any, state: Any, x: Any) -> tuple[Any, Any]:
-        return self.step(state, data)  # x, the step counter, is not needed
+    def extras(self) -> tuple:
+        """The stateless recorders a replay adds (those the run does not record already)."""
+        return tuple(r for r in _CHECKS if r not in self.recorders) if self.checked else ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Recording:
-    """A step that also records the params it starts from (``metrics["params"]``)."""
-
-    step: Callable
-
-    def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
-        new, metrics = self.step(state, batch)
-        return new, {**metrics, "params": state.params}
-
-
-def run_chunk(static: tuple[Program, bool], data, state, rows, offset, count, watch=None):
-    """``count`` steps from ``state`` over rows ``offset, offset + 1, ...``; pure and vmappable.
+def run_chunk(program: Program, data, carry: Carry, rows, offset, count, first, context):
+    """``count`` steps from ``carry`` over rows ``offset, offset + 1, ...``; pure and vmappable.
 
     Args:
-      static: ``(program, checked)``.
+      program: the ``Program`` (static).
       data: the device-resident data (an argument, never a constant of the program).
-      state: the ``TrainState`` to start from; with instruments, ``(state, probe)``.
+      carry: the ``Carry`` to start from.
       rows: the run's int rows ``(steps, batch_size)`` (padded to whole chunks), or None for
         full-batch descent.
       offset: the first row of this chunk (traced).
       count: the steps to run, at most ``program.chunk`` (traced).
-      watch: with instruments, ``(probe_batch, first)``: the examples they measure on and the
-        global step of this chunk's first step (traced; unbatched under ``vmap``).
+      first: the global step of the chunk's first step (traced; unbatched under ``vmap``).
+      context: the recorders' ``Context`` (the run's probe examples).
 
     Returns:
-      ``(state, metrics, end_finite)``: metrics stacked over ``program.chunk`` steps (NaN past
+      ``(carry, columns, end_finite)``: columns stacked over ``program.chunk`` steps (NaN past
       ``count``), and whether every float of the end ``TrainState`` is finite.
     """
-    program, checked = static
     if program.full_batch:
-        xs = jnp.zeros(program.chunk, jnp.int32)
+        xs = jnp.zeros(program.chunk, jnp.int32)  # only a step counter
     else:
         xs = jax.lax.dynamic_slice_in_dim(rows, offset, program.chunk)
-    if program.instruments.active:
-        batch, first = watch
-        data, xs = (data, batch), (xs, first + jnp.arange(program.chunk, dtype=jnp.int32))
-    state, metrics = program.block(checked)(data, state, xs, count)
-    train = state[0] if program.instruments.active else state
-    return state, metrics, _guard.all_finite(train)
+    extras = program.extras()
+
+    def one(carry: Carry, x: Any, due: Any) -> tuple[Carry, dict]:
+        if program.full_batch:
+            batch = data
+        else:
+            batch = _parallel.shard_batch(_batching.gather(data, x), program.mesh)
+        state, view = program.step.advance(carry.train, batch, context)
+        records, columns = _recorders.update(program.recorders, carry.records, view, due)
+        _, checks = _recorders.update(extras, tuple(() for _ in extras), view)
+        return carry.advanced(state, records), {**columns, **checks}
+
+    carry, columns = _loop(one, carry, xs, count, first, program.periods())
+    return carry, columns, _recorders.all_finite(carry.train)
 
 
-def evaluate(static: Callable, data, rows, params):
-    """The loss ``static`` at ``params`` on the examples ``rows`` of ``data``: what a run's
-    divergence verdict compares at its start and end."""
-    return static(params, _batching.gather(data, rows))
+def _loop(one, carry, xs, count, first, periods):
+    """The first ``count`` steps of ``one`` over ``xs``, their columns in buffers of the chunk's
+    length. Without periods, one ``fori_loop``; with them, the plain step (periodic recorders
+    skipped) up to each record step, and one step with them there: no conditional in between."""
+    length = xs.shape[0]
+    count = jnp.clip(jnp.asarray(count, jnp.int32), 0, length)
+    first = jnp.asarray(first, jnp.int32)
+    x0 = jax.lax.dynamic_index_in_dim(xs, 0, 0, False)
+    shapes = jax.eval_shape(lambda c, x: one(c, x, None)[1], carry, x0)
+    buffers = jax.tree_util.tree_map(
+        lambda s: jnp.full((length, *s.shape), _recorders.blank(s.dtype), s.dtype), shapes
+    )
+
+    def stepper(due):  # due(t, every): whether a periodic recorder records at global step t
+        def body(i, state):
+            carry, buffers = state
+            x = jax.lax.dynamic_index_in_dim(xs, i, 0, False)
+            carry, cols = one(carry, x, None if due is None else functools.partial(due, first + i))
+            return carry, jax.tree_util.tree_map(lambda b, c: b.at[i].set(c), buffers, cols)
+
+        return body
+
+    if not periods:
+        return jax.lax.fori_loop(0, count, stepper(None), (carry, buffers))
+    plain = stepper(lambda t, every: False)
+    if len(periods) == 1:
+        record = stepper(lambda t, every: True)
+    else:  # recorders of several periods: at a record step, each on its own multiples
+        record = stepper(lambda t, every: t % every == 0)
+
+    def next_record(i):  # the index of the first record step at or after index i, or count
+        t = first + i
+        due = jnp.stack([((t + e - 1) // e) * e for e in periods])
+        return jnp.minimum(jnp.min(due) - first, count)
+
+    def segment(loop):
+        i, state = loop
+        state = record(i, state)
+        end = next_record(i + 1)
+        return end, jax.lax.fori_loop(i + 1, end, plain, state)
+
+    start = next_record(0)
+    state = jax.lax.fori_loop(0, start, plain, (carry, buffers))
+    _, state = jax.lax.while_loop(lambda loop: loop[0] < count, segment, (start, state))
+    return state
 
 
-def run_many(
-    static: tuple[Program, Any, Any, bool], params, hyperparams, keys, data, order, eval_rows
-):
+@dataclasses.dataclass(frozen=True, eq=False)
+class Chunk:
+    """One chunk of a run from its start carry, ready to run (and to replay) compiled."""
+
+    program: Program
+    data: Any
+    carry: Carry
+    rows: Any
+    offset: int
+    first: int
+    context: Context
+
+    def run(self, count: int, checked: bool = False) -> tuple[Carry, dict, jax.Array]:
+        """The chunk's first ``count`` steps: ``(carry, columns, end_finite)``; ``checked``:
+        with the guard's per-step checks (``Program.replay``)."""
+        program = self.program.replay() if checked else self.program
+        offset, count, first = np.int32(self.offset), np.int32(count), np.int32(self.first)
+        return _compile.run(
+            run_chunk, program, self.data, self.carry, self.rows, offset, count, first, self.context
+        )
+
+
+def evaluate(loss, data, rows, params):
+    """The loss at ``params`` on the examples ``rows`` of ``data``: what a run's divergence
+    verdict compares at its start and end."""
+    return loss(params, _batching.gather(data, rows))
+
+
+def probe(data, rows) -> Context:
+    """The recorders' ``Context``: the examples ``rows`` of ``data`` (the run's probe)."""
+    return Context(_batching.gather(data, rows))
+
+
+def run_many(static, params, hyperparams, keys, data, order, eval_rows, context):
     """Many fresh runs of one factory optimizer under ``jax.vmap``: one compiled program.
 
     Args:
       static: ``(program, factory, plan, per_run_rows)``: the run, its ``_optim.Factory``, its
-        batch plan, and whether each run shuffles with its own key (else with the first). With
-        instruments, the states are ``(state, probe)`` pairs, measured on the ``eval_rows``.
+        batch plan (``_plans``), and whether each run draws its rows with its own key.
       params: the initial params (shared).
       hyperparams, keys: the numbers and the key of each run, stacked.
       data: the device-resident data.
-      order: the explicit rows ``(steps, batch_size)``, or None.
+      order: the explicit plan's rows ``(steps, batch_size)``, or None.
       eval_rows: the examples the loss at the start and the end is evaluated on.
+      context: the recorders' ``Context``.
 
     Returns:
-      ``(starts, rows, (states, metrics, end_finite), (initial, final))``: every run's first
-      state, the rows (one plan for all, or one per run), the runs, and the loss on the
+      ``(starts, rows, (carries, columns, end_finite), (initial, final))``: every run's first
+      carry, the rows (one plan for all, or one per run), the runs, and the loss on the
       ``eval_rows`` at the shared start and at each run's end.
     """
     program, factory, plan, per_run_rows = static
@@ -143,31 +206,19 @@ def run_many(
     def init(h, key):
         opt_state = factory.transformation(h).init(params)
         state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
-        if program.instruments.active:
-            return state, _instruments.fresh_probe(params, program.instruments)
-        return state
+        return Carry.start(state, _recorders.init(program.recorders, params, context))
 
     starts = jax.vmap(init)(hyperparams, keys)
-    rows = order
-    if plan.kind == "shuffle" and per_run_rows:
-        rows = jax.vmap(lambda key: _batching.shuffled_indices(key, plan))(keys)
-    elif plan.kind == "shuffle":
-        rows = _batching.shuffled_indices(keys[0], plan)
+    if per_run_rows:
+        rows = jax.vmap(lambda key: plan.draw(key, order))(keys)
+    else:
+        rows = plan.draw(keys[0], order)
     count = jnp.int32(plan.steps)
-    watch = (_batching.gather(data, eval_rows), jnp.int32(0))
 
-    def one(state, run_rows):
-        return run_chunk((program, False), data, state, run_rows, 0, count, watch)
+    def one(carry, run_rows):
+        return run_chunk(program, data, carry, run_rows, 0, count, 0, context)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
-    ends = runs[0][0] if program.instruments.active else runs[0]
     initial = evaluate(program.step.loss, data, eval_rows, params)
-    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(ends.params)
+    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(runs[0].params)
     return starts, rows, runs, (initial, final)
-
-
-def shuffled_rows(static: tuple[_batching.Plan, int, bool], key, first_step):
-    """The shuffled plan's rows from ``first_step``, padded with zeros to whole chunks."""
-    plan, chunk, aligned = static
-    rows = _batching.shuffled_indices(key, plan, first_step, aligned)
-    return jnp.pad(rows, ((0, (-plan.steps) % chunk), (0, 0)))

@@ -1,17 +1,18 @@
-"""``fit``: descent as one call. Its arguments are checked (``_config``) and the run is cut into
-chunks of steps (the whole run, or what reports and checkpoints ask for) for ``_driver.Driver``.
+"""``fit``: descent as one call. Its options are grouped and checked (``_options``), the run is
+configured on its data (``_config``) and cut into chunks of steps (the whole run, or what reports
+and checkpoints ask for) for ``_driver.Driver``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 
-from jgd import _config, _errors, _parallel, _result, _stream
+from jgd import _config, _parallel, _result, _stream
 from jgd._driver import Driver, Progress
+from jgd._options import DriverOptions, RunOptions
 from jgd._result import FitResult
 from jgd._run_checkpoints import RunCheckpoints
 
@@ -35,6 +36,8 @@ def fit(
     tangent: str = "rademacher",
     record_params: bool = False,
     grad_norm: bool = False,
+    update_norm: bool = False,
+    recorders: Sequence[Any] | None = None,
     sharpness_every: int | None = None,
     noise_scale_every: int | None = None,
     guard: str = "full",
@@ -71,6 +74,10 @@ def fit(
         ``num_tangents``, ``tangent`` are passed to it.
       record_params: keep the parameter trajectory in ``params_history``.
       grad_norm: record the gradient's norm in ``grad_norms`` (a pass over the gradient a step).
+      update_norm: record the update's norm, ``‖new params - params‖``, in
+        ``columns["update_norm"]`` (a pass over the update a step).
+      recorders: your own ``jgd.Recorder``s: their columns come back in ``result.columns``
+        (every recorder's do: ``"loss"``, ``"grad_norm"``, ``"sharpness"``, ...).
       sharpness_every: record the sharpness, the top eigenvalue of the loss's Hessian, at every
         global step that is a multiple of it (``result.sharpness``), inside the compiled run:
         power iteration on Hessian-vector products, warm-started from the previous record's
@@ -123,16 +130,10 @@ def fit(
       >>> more.first_step, round(float(more.params), 4)
       (15, 2.996)
     """
-    config = _config.configure(
-        loss,
-        params,
-        data,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
+    run = RunOptions(
         batch_size=batch_size,
         epochs=epochs,
         order=order,
-        key=key,
         mode=mode,
         chunk_size=chunk_size,
         step_size=step_size,
@@ -140,76 +141,45 @@ def fit(
         tangent=tangent,
         record_params=record_params,
         grad_norm=grad_norm,
+        update_norm=update_norm,
         sharpness_every=sharpness_every,
         noise_scale_every=noise_scale_every,
+        recorders=recorders,
         guard=guard,
         max_loss=max_loss,
+    )
+    driver = DriverOptions(
+        progress=progress,
+        report_every=report_every,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        stream=stream,
+        on_divergence=on_divergence,
+    )
+    config = _config.configure(
+        loss,
+        params,
+        data,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        key=key,
         mesh=mesh,
+        options=run,
         stream=stream,
     )
-    _errors.one_of("on_divergence", on_divergence, ("stop", "raise"))
-    if not isinstance(progress, bool):
-        raise TypeError(
-            f"progress={_errors.describe(progress)} is not valid; expected True or False."
-        )
-    if checkpoint_dir is not None and not str(checkpoint_dir).strip():
-        raise ValueError(
-            f"checkpoint_dir={checkpoint_dir!r} is empty; give a folder, e.g. "
-            "checkpoint_dir='ckpt'."
-        )
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback={_errors.describe(callback)} is not callable.")
-    every = _report_every(report_every, config.plan.steps_per_epoch)
-    if checkpoint_every is not None:
-        checkpoint_every = _errors.positive_int("checkpoint_every", checkpoint_every)
-    if checkpoint_dir is not None and checkpoint_every is None:
-        raise ValueError(
-            "checkpoint_dir is set but checkpoint_every=None; give the number of "
-            "steps between checkpoints, e.g. checkpoint_every=100."
-        )
-    reporting = bool(progress) or callback is not None
-    steps = config.plan.steps
-    if every is None and reporting:
-        every = max(1, math.ceil(steps / 100))
-    chunk = _chunk_length(steps, every, checkpoint_every, report_every is None)
+    plan = config.plan
+    chunk, every = driver.schedule(plan.steps, plan.steps_per_epoch)
     if config.stream is not None:  # a chunk's block of examples stays under BLOCK_BYTES
-        chunk = _stream.chunk_length(chunk, config.plan.batch_size, config.stream.row_bytes)
+        chunk = _stream.chunk_length(chunk, plan.batch_size, config.stream.row_bytes)
     if report_every is None:
         every = chunk  # by default a report closes every chunk (about 1% of the run)
     checkpoints = None
     if checkpoint_dir is not None:
-        checkpoints = RunCheckpoints(checkpoint_dir, config, checkpoint_every)
-    result = Driver(config, chunk, every, bool(progress), callback, checkpoints).run()
+        checkpoints = RunCheckpoints(checkpoint_dir, config, driver.checkpoint_every)
+    result = Driver(config, driver, chunk, every, checkpoints).run()
     if result.diverged and on_divergence == "raise":
         raise _result.divergence_error(
-            result,
-            config.optimizer.description,
-            loss,
-            config.state.params,
-            config.data,
-            config.plan,
+            result, config.optimizer.description, loss, config.state.params, config.data, plan
         )
     return result
-
-
-def _report_every(value: Any, steps_per_epoch: int) -> int | None:
-    if value is None:
-        return None
-    if value == "epoch":
-        return steps_per_epoch
-    return _errors.positive_int("report_every", value)
-
-
-def _chunk_length(steps: int, every: int | None, checkpoint_every: int | None, default: bool):
-    """Steps per compiled call: the whole run, or what reports and checkpoints need (their
-    greatest common divisor; a default report interval bends to ``checkpoint_every``'s divisors)."""
-    if every is None and checkpoint_every is None:
-        return steps
-    if checkpoint_every is None:
-        return min(every, steps)
-    ckpt = min(checkpoint_every, steps)
-    if every is None:
-        return ckpt
-    if default:
-        return max(d for d in range(1, min(ckpt, every) + 1) if ckpt % d == 0)
-    return math.gcd(min(every, steps), ckpt)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jgd import _blocks, _errors
+from jgd import _blocks, _errors, _recorders
 from jgd._step import Step
 
 GUARDS = ("full", "loss")
@@ -42,27 +41,6 @@ class Stop(NamedTuple):
     reason: str
 
 
-@dataclasses.dataclass(frozen=True)
-class StateChecked:
-    """A step that also reports whether the state after it is finite: ``state_finite``."""
-
-    step: Callable
-
-    def __call__(self, state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
-        state, metrics = self.step(state, batch)
-        return state, {**metrics, "state_finite": all_finite(state)}
-
-
-def all_finite(tree: Any) -> jax.Array:
-    """True when every float in ``tree`` is finite (integers are)."""
-    flags = [
-        jnp.all(jnp.isfinite(leaf))
-        for leaf in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
-    ]
-    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
-
-
 def checked(step: Callable) -> Callable:
     """``step`` with the gradient's norm and the state's finiteness reported every step."""
     if not isinstance(step, Step):
@@ -70,47 +48,56 @@ def checked(step: Callable) -> Callable:
             f"the guard replays a failed block with the gradient's norm, which needs a step made "
             f"by jgd.make_step; got {_errors.describe(step)}."
         )
-    return StateChecked(step.with_grad_norm())
+    return step.with_recorders(_recorders.GRAD_NORM, _recorders.STATE_FINITE)
+
+
+class Runnable(Protocol):
+    """A block of steps from a fixed start, as the guard runs it (``_engine.Chunk``)."""
+
+    def run(self, count: int, checked: bool = False) -> tuple[Any, Any, Any]:
+        """The first ``count`` steps: ``(state, metrics, end_finite)``; ``checked``: with the
+        gradient's norm and the state's finiteness in the metrics."""
 
 
 def run(
-    fast: Callable[[Any], tuple[Any, dict, Any]],
-    check: Callable[[Any], tuple[Any, dict, Any]],
+    block: Runnable,
     count: int,
     *,
     guard: str = "full",
     max_loss: float | None = None,
+    first_look: tuple[Any, Any, Any] | None = None,
 ) -> tuple[Any, dict[str, np.ndarray], tuple[int, str] | None]:
     """One guarded block of ``count`` steps.
 
     Args:
-      fast: ``fast(n) -> (state, metrics, end_finite)``: the first ``n`` steps of the block from
-        its start state, unchecked (the same program for every ``n``).
-      check: ``check(n)``: the same with ``grad_norm`` and ``state_finite`` in the metrics.
+      block: the block from its start state: ``block.run(n)`` runs its first ``n`` steps
+        unchecked (the same program for every ``n``), ``block.run(n, checked=True)`` with
+        ``grad_norm`` and ``state_finite`` in the metrics.
       count: the steps of the block.
       guard: ``"full"`` (loss, gradient and update) or ``"loss"`` (the loss alone: a non-finite
         gradient under a finite loss is caught a step later, with the params of that step).
       max_loss: a loss above it stops the run too.
+      first_look: ``block.run(count)``'s output when the caller has it already (``sweep``).
 
     Returns:
       ``(state, metrics, stop)``: the state after the block, or before its first bad step; the
       metrics on the host, ``count`` long, NaN after a stop; ``stop`` is ``(t, reason)`` with
       ``t`` counted within the block, or None.
     """
-    state, metrics, end_finite = fast(count)
+    state, metrics, end_finite = first_look if first_look is not None else block.run(count)
     metrics = _host(metrics, count)
     bad = first_bad(metrics, max_loss)
     if bad is None and (guard == "loss" or bool(end_finite)):
         return state, metrics, None
     if guard == "full":  # up to the first bad loss, or the whole block for a non-finite end
-        checked_state, checked, _ = check(count if bad is None else bad[0] + 1)
+        checked_state, checked, _ = block.run(count if bad is None else bad[0] + 1, True)
         checked = _host(checked, count)
         found = first_bad(checked, max_loss)
         if found is None and bad is None:  # the checked replay saw a finite block: its result
             return checked_state, {k: checked[k] for k in metrics}, None  # in the fast layout
         bad = found if found is not None else bad
     t, reason = bad
-    state, _, _ = fast(t)
+    state, _, _ = block.run(t)
     return state, _after_stop(metrics, t), (t, reason)
 
 
@@ -197,26 +184,31 @@ def guard(steps: Callable, *, check: str = "full", max_loss: float | None = None
             f"steps={_errors.describe(steps)} is not a block of steps; expected "
             "jgd.scan_steps(jgd.make_step(...)) or jgd.scan_steps(jgd.with_data(...))."
         )
-    fast_program = steps.program
-    check_program = _blocks.Scan(_map_step(fast_program.inner, checked))
+    replay = _blocks.Bound(_blocks.Scan(_map_step(steps.program.inner, checked)), steps.operands)
 
     def guarded(state: Any, xs: Any, count: Any = None):
         length = _blocks.leading_length(xs)
         count = length if count is None else int(count)
-        first = int(state.step)
-
-        def fast(n):
-            new, metrics = _blocks.Bound(fast_program, steps.operands)(state, xs, n)
-            return new, metrics, all_finite(new)
-
-        def check_run(n):
-            new, metrics = _blocks.Bound(check_program, steps.operands)(state, xs, n)
-            return new, metrics, None
-
-        new, metrics, stop = run(fast, check_run, count, guard=check, max_loss=max_loss)
-        return new, metrics, None if stop is None else Stop(first + stop[0], stop[1])
+        block = _Block(steps, replay, state, xs)
+        new, metrics, stop = run(block, count, guard=check, max_loss=max_loss)
+        return new, metrics, None if stop is None else Stop(int(state.step) + stop[0], stop[1])
 
     return guarded
+
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """A user's block of steps (``jgd.scan_steps``) from ``state`` over ``xs``, as ``run`` runs
+    it: the block itself, or its ``replay`` with the checks."""
+
+    steps: Callable
+    replay: Callable
+    state: Any
+    xs: Any
+
+    def run(self, count: int, checked: bool = False) -> tuple[Any, Any, Any]:
+        new, metrics = (self.replay if checked else self.steps)(self.state, self.xs, count)
+        return new, metrics, _recorders.all_finite(new)
 
 
 def _map_step(program: Callable, fn: Callable) -> Callable:

@@ -8,14 +8,13 @@ al., "An Empirical Model of Large-Batch Training", 2018), at every global step `
 are measured on the run's fixed probe examples: all the data, or the fixed sample of 4,096 the
 run's start and end losses are taken on.
 
-How: ``Watching`` wraps a block's per-step program. The loop's ``x`` gains the global step
-number and the loop's carry gains a ``Probe`` (the last eigenvector); each instrument sits in a
-``lax.cond`` on ``t % N == 0``. ``t`` is computed from the loop's own counter, never from the
-state, so under ``sweep``'s ``vmap`` it stays unbatched and the cond stays a branch: a step
-between records runs only the step. The sharpness is power iteration on Hessian-vector products
-(forward over reverse, about two gradients each), warm-started from the previous record's
-eigenvector: ``COLD_ITERATIONS`` at most for the first record of a probe, ``WARM_ITERATIONS``
-after, stopping earlier when the estimate changes by less than ``TOLERANCE``.
+How: each instrument is a recorder (``_recorders``) with ``every=N``: the run's loop jumps from
+one record step to the next (``_engine``), so a step between records runs only the step. The
+sharpness is power iteration on Hessian-vector products (forward over reverse, about two
+gradients each), warm-started from the previous record's eigenvector, which the run carries in
+its recorder state (checkpointed, resumed): ``COLD_ITERATIONS`` at most for a run's first
+record, ``WARM_ITERATIONS`` after, stopping earlier when the estimate changes by less than
+``TOLERANCE``.
 
 What it finds is the eigenvalue of largest magnitude: λ_max whenever the Hessian's positive part
 dominates, as it does along a training run (a negative one larger in magnitude would show as a
@@ -26,37 +25,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jgd import _curvature, _noise
+from jgd import _curvature, _noise, _recorders
 
 COLD_ITERATIONS = 100  # the first record of a run (from a random vector)
 WARM_ITERATIONS = 20  # later records, from the previous eigenvector
 TOLERANCE = 1e-4  # stop when the Rayleigh quotient changes less than this (relative)
 NOISE_CHUNK = 256  # per-example gradients held at once
-
-
-class Instruments(NamedTuple):
-    """What a run records besides its loss (static: part of the compiled program).
-
-    Attributes:
-      sharpness_every: steps between sharpness records, or None.
-      noise_scale_every: steps between noise-scale records, or None.
-    """
-
-    sharpness_every: int | None = None
-    noise_scale_every: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.sharpness_every is not None or self.noise_scale_every is not None
-
-
-NO_INSTRUMENTS = Instruments()
 
 
 class Probe(NamedTuple):
@@ -71,11 +52,9 @@ class Probe(NamedTuple):
     warm: jax.Array
 
 
-def fresh_probe(params: Any, instruments: Instruments) -> Probe:
+def fresh_probe(params: Any) -> Probe:
     """A run's first probe: a fixed random unit vector (the same for every run), not warm."""
     flat, _ = ravel_pytree(params)
-    if instruments.sharpness_every is None:
-        return Probe(jnp.zeros(0, flat.dtype), jnp.asarray(False))
     v = jax.random.normal(jax.random.key(0x5AA9), flat.shape, flat.dtype)
     return Probe(v / jnp.linalg.norm(v), jnp.asarray(False))
 
@@ -94,46 +73,75 @@ def sharpness(loss: Callable, params: Any, batch: Any, probe: Probe) -> tuple[Pr
 
 
 @dataclasses.dataclass(frozen=True)
-class Watching:
-    """Program: a block's per-step program ``inner(data, state, x)`` with the instruments.
+class Sharpness:
+    """Recorder: the top Hessian eigenvalue every ``every`` steps, on the run's probe examples
+    (columns ``sharpness`` and ``sharpness_iterations``; state: the last eigenvector)."""
 
-    Called as ``(operands, carry, x)`` with ``operands = (data, probe_batch)``,
-    ``carry = (state, probe)`` and ``x = (inner_x, t)``, ``t`` the global step.
+    every: int
+    uses_context: ClassVar[bool] = True
+
+    def init(self, params: Any, context: _recorders.Context) -> Probe:
+        return fresh_probe(params)
+
+    def update(self, probe: Probe, view: _recorders.View) -> tuple[Probe, dict[str, Any]]:
+        probe, value, steps = sharpness(view.loss_fn, view.params, view.context.probe, probe)
+        return probe, {"sharpness": value, "sharpness_iterations": steps}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseScale:
+    """Recorder: the simple gradient noise scale every ``every`` steps, on the run's probe
+    examples (column ``noise_scale``)."""
+
+    every: int
+    uses_context: ClassVar[bool] = True
+
+    def init(self, params: Any, context: _recorders.Context) -> tuple:
+        return ()
+
+    def update(self, state: tuple, view: _recorders.View) -> tuple[tuple, dict[str, Any]]:
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(view.params))
+        value = _noise.simple(view.loss_fn, view.params, view.context.probe, NOISE_CHUNK)
+        return state, {"noise_scale": value.astype(dtype)}
+
+
+class Series(NamedTuple):
+    """An instrument's records: ``values[k]`` was measured at global step ``steps[k]``, at the
+    params before that step's update (NaN for records after a blow-up).
+
+    Attributes:
+      steps: int array of the global steps recorded at (multiples of the ``*_every`` given).
+      values: the measurements, shape (records,) (``SweepResult``: (runs, records)).
+      iterations: for the sharpness, the power-iteration steps each record took; else None.
     """
 
-    inner: Callable
-    loss: Callable
-    instruments: Instruments
+    steps: np.ndarray
+    values: np.ndarray
+    iterations: np.ndarray | None = None
 
-    def __call__(self, operands: Any, carry: Any, x: Any) -> tuple[Any, dict]:
-        (data, batch), (state, probe), (inner_x, t) = operands, carry, x
-        records = {}
-        every = self.instruments.sharpness_every
-        if every is not None:
-            probe, records["sharpness"], records["sharpness_iterations"] = jax.lax.cond(
-                t % every == 0,
-                lambda p, q: sharpness(self.loss, p, batch, q),
-                lambda p, q: (q, jnp.full((), jnp.nan, q.vector.dtype), jnp.int32(0)),
-                state.params,
-                probe,
-            )
-        every = self.instruments.noise_scale_every
-        if every is not None:
-            dtype = jnp.result_type(*jax.tree_util.tree_leaves(state.params))
-            records["noise_scale"] = jax.lax.cond(
-                t % every == 0,
-                lambda p: _noise.simple(self.loss, p, batch, NOISE_CHUNK).astype(dtype),
-                lambda p: jnp.full((), jnp.nan, dtype),
-                state.params,
-            )
-        state, metrics = self.inner(data, state, inner_x)
-        return (state, probe), {**metrics, **records}
+    def pick(self, i: int) -> Series:
+        """Run ``i``'s records of a sweep's series."""
+        iterations = None if self.iterations is None else self.iterations[i]
+        return Series(self.steps, self.values[i], iterations)
 
 
-def record_steps(every: int | None, first_step: int, steps: int):
-    """The global steps a run of ``steps`` from ``first_step`` records at (multiples of
-    ``every``), or None without the instrument."""
-    if every is None:
+def series(columns: dict, recorders: tuple, kind: type, first_step: int = 0) -> Series | None:
+    """The records of the run's ``kind`` instrument (``Sharpness`` or ``NoiseScale``) from its
+    per-step columns (steps on their last axis), or None when the run has none."""
+    found = [r for r in recorders if isinstance(r, kind)]
+    if not found:
         return None
+    name = "sharpness" if kind is Sharpness else "noise_scale"
+    steps = record_steps(found[0].every, first_step, np.shape(columns["loss"])[-1])
+    at = np.asarray(steps, np.int64) - first_step
+    taken = None
+    if kind is Sharpness:
+        taken = np.asarray(columns["sharpness_iterations"])[..., at]
+    return Series(np.asarray(steps, np.int64), np.asarray(columns[name])[..., at], taken)
+
+
+def record_steps(every: int, first_step: int, steps: int) -> list[int]:
+    """The global steps a run of ``steps`` from ``first_step`` records at (multiples of
+    ``every``)."""
     start = -(-first_step // every) * every
     return list(range(start, first_step + steps, every))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
 
 from jgd import _batching, _errors
 from jgd._guard import Stop
-from jgd._instruments import Instruments, record_steps
+from jgd._instruments import NoiseScale, Series, Sharpness, series
 from jgd._state import TrainState
 
 _WHAT = {
@@ -19,21 +19,6 @@ _WHAT = {
     "max_loss": "a loss above max_loss",
     "rose": "the loss rising above its starting value",
 }
-
-
-class Series(NamedTuple):
-    """An instrument's records: ``values[k]`` was measured at global step ``steps[k]``, at the
-    params before that step's update (NaN for records after a blow-up).
-
-    Attributes:
-      steps: int array of the global steps recorded at (multiples of the ``*_every`` given).
-      values: the measurements, shape (records,) (``SweepResult``: (runs, records)).
-      iterations: for the sharpness, the power-iteration steps each record took; else None.
-    """
-
-    steps: np.ndarray
-    values: np.ndarray
-    iterations: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +48,9 @@ class FitResult:
         examples) at the first and the final params: what ``"rose"`` is judged on.
       compile_time: seconds spent compiling (0.0 when every program was reused).
       run_time: seconds spent running, compile time excluded.
+      columns: every recorder's per-step column by name (``"loss"``, ``"grad_norm"``,
+        ``"update_norm"``, ``"params"``, ``"sharpness"``, a ``jgd.Recorder``'s own ...), with a
+        leading axis of ``steps``; NaN (0 for ints) where a column was not recorded.
     """
 
     params: Any
@@ -82,6 +70,7 @@ class FitResult:
     run_time: float
     sharpness: Series | None = None
     noise_scale: Series | None = None
+    columns: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +93,7 @@ class SweepResult:
       steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
       initial_loss, final_loss: arrays (R,), as in ``FitResult``.
       sharpness, noise_scale: ``jgd.Series`` with ``values`` of shape (R, records), or None.
+      columns: every recorder's column, shape (R, steps, ...).
     """
 
     learning_rate: list
@@ -124,6 +114,7 @@ class SweepResult:
     run_time: float
     sharpness: Series | None = None
     noise_scale: Series | None = None
+    columns: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.learning_rate)
@@ -149,47 +140,10 @@ class SweepResult:
             final_loss=float(self.final_loss[i]),
             compile_time=self.compile_time,
             run_time=self.run_time,
-            sharpness=_pick_series(self.sharpness, i),
-            noise_scale=_pick_series(self.noise_scale, i),
+            sharpness=None if self.sharpness is None else self.sharpness.pick(i),
+            noise_scale=None if self.noise_scale is None else self.noise_scale.pick(i),
+            columns=pick(self.columns),
         )
-
-
-def _pick_series(series: Series | None, i: int) -> Series | None:
-    if series is None:
-        return None
-    iterations = None if series.iterations is None else series.iterations[i]
-    return Series(series.steps, series.values[i], iterations)
-
-
-def instrument_columns(instruments: Instruments) -> list[str]:
-    """The per-step metric columns the instruments add (NaN, or 0, between records)."""
-    names = []
-    if instruments.sharpness_every is not None:
-        names += ["sharpness", "sharpness_iterations"]
-    if instruments.noise_scale_every is not None:
-        names.append("noise_scale")
-    return names
-
-
-def _series(metrics, name, every, first_step, iterations=None) -> Series | None:
-    """The records of column ``name`` (steps on its last axis) at its record steps."""
-    steps = record_steps(every, first_step, np.shape(metrics["loss"])[-1])
-    if steps is None:
-        return None
-    at = np.asarray(steps, np.int64) - first_step
-    taken = None if iterations is None else np.asarray(metrics[iterations])[..., at]
-    return Series(np.asarray(steps, np.int64), np.asarray(metrics[name])[..., at], taken)
-
-
-def sharpness(metrics: dict, instruments: Instruments, first_step: int = 0) -> Series | None:
-    """The sharpness records of a run's (or runs') per-step metrics."""
-    every = instruments.sharpness_every
-    return _series(metrics, "sharpness", every, first_step, "sharpness_iterations")
-
-
-def noise_scale(metrics: dict, instruments: Instruments, first_step: int = 0) -> Series | None:
-    """The noise-scale records of a run's (or runs') per-step metrics."""
-    return _series(metrics, "noise_scale", instruments.noise_scale_every, first_step)
 
 
 def verdict(
@@ -236,7 +190,7 @@ def sweep_result(
         for i, s in enumerate(stops)
     ]
     history = None
-    if config.record_params:
+    if "params" in metrics:
         history = jax.tree.map(
             lambda h, p: np.concatenate([h, np.asarray(p)[:, None]], axis=1),
             metrics["params"],
@@ -259,8 +213,9 @@ def sweep_result(
         final_loss=np.asarray(final),
         compile_time=compile_time,
         run_time=run_time,
-        sharpness=sharpness(metrics, config.instruments),
-        noise_scale=noise_scale(metrics, config.instruments),
+        sharpness=series(metrics, config.recorders, Sharpness),
+        noise_scale=series(metrics, config.recorders, NoiseScale),
+        columns=metrics,
     )
 
 
@@ -278,7 +233,7 @@ def divergence_error(result: FitResult, description: str, loss, params, data, pl
     try:
         first = (
             data
-            if plan.kind == "full"
+            if plan.full_batch
             else _batching.gather(data, np.arange(min(plan.num_examples, 1024)))
         )
         bound = _curvature_bound(loss, params, first)

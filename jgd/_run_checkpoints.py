@@ -19,8 +19,9 @@ from jgd._checkpoint import Checkpoints
 from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
 
-_FORMAT = 4  # the payload's layout and the description's; another format is another run
+_FORMAT = 5  # the payload's layout and the description's; another format is another run
 _REASONS = ("", "non-finite", "max_loss")
+_RECORDING = ("record_params", "grad_norm", "update_norm", "sharpness_every", "noise_scale_every")
 
 
 class RunCheckpoints:
@@ -32,18 +33,15 @@ class RunCheckpoints:
         # others receive what it restores
         self.store = Checkpoints(directory, describe(config)) if jax.process_index() == 0 else None
 
-    def after_chunk(self, done: int, state: Any, probe: Any, stop: Stop | None, outputs: list):
+    def after_chunk(self, done: int, carry: Any, stop: Stop | None, outputs: list):
         """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
         due = done % self.every == 0 or done == self.steps or stop is not None
         if due and self.store is not None:
-            self.store.save(done, _payload(state, probe, stop, outputs, self.steps))
+            self.store.save(done, _payload(carry, stop, outputs, self.steps))
 
-    def resume(
-        self, state: Any, probe: Any, blank: dict
-    ) -> tuple[Any, Any, Stop | None, list, int]:
-        """``(state, probe, stop, outputs, done)`` from the newest checkpoint, or the fresh ones
-        (``probe``: the instruments' carry, or None)."""
-        template = _payload(state, probe, None, [blank], self.steps)
+    def resume(self, carry: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
+        """``(carry, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
+        template = _payload(carry, None, [blank], self.steps)
         found = self.store.restore_latest(template) if self.store is not None else None
         if jax.process_count() > 1:  # every process resumes where process 0 does
             from jax.experimental import multihost_utils
@@ -52,21 +50,18 @@ class RunCheckpoints:
             payload = multihost_utils.broadcast_one_to_all(found[1] if found else template)
             found = (step, jax.tree_util.tree_map(np.asarray, payload)) if step >= 0 else None
         if found is None:
-            return state, probe, None, [], 0
+            return carry, None, [], 0
         step, payload = found
-        leaves = [jnp.asarray(x) for x in payload["state"]]
-        state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), leaves)
-        if probe is not None:
-            leaves = [jnp.asarray(x) for x in payload["probe"]]
-            probe = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(probe), leaves)
+        leaves = [jnp.asarray(x) for x in payload["carry"]]
+        carry = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(carry), leaves)
         if self.mesh is not None:  # every process holds the whole (replicated) state
-            state = _parallel.put_replicated(state, self.mesh)
+            carry = _parallel.put_replicated(carry, self.mesh)
         stopped, at, reason = (int(x) for x in payload["guard"])
         stop = Stop(at, _REASONS[reason]) if stopped else None
         history = jax.tree_util.tree_unflatten(
             jax.tree_util.tree_structure(blank), [np.asarray(h)[:step] for h in payload["history"]]
         )
-        return state, probe, stop, [history], int(step)
+        return carry, stop, [history], int(step)
 
     def close(self) -> None:
         if self.store is not None:
@@ -94,7 +89,7 @@ def describe(config: Any) -> dict[str, Any]:
     step = config.step
     return {
         "format": _FORMAT,
-        "plan": list(config.plan),
+        **config.plan.describe(),
         "optimizer": fingerprint(config.optimizer.static),
         "hparams": repr(hyperparams),
         "key": np.asarray(config.key).tolist(),
@@ -104,29 +99,25 @@ def describe(config: Any) -> dict[str, Any]:
         "data": fingerprint(_local(config.data)),
         "mode": step.mode,
         "gradient options": dict(step.grad_options),
-        "max_loss": config.max_loss,
-        "guard": config.guard,
-        "record_params": config.record_params,
-        "grad_norm": config.grad_norm,
-        "instruments": list(config.instruments),
+        "max_loss": config.options.max_loss,
+        "guard": config.options.guard,
+        **{name: getattr(config.options, name) for name in _RECORDING},
+        "recorders": [fingerprint(r) for r in config.options.recorders],
         "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
-        "order": None if config.order is None else fingerprint(config.order),
     }
 
 
-def _payload(state: Any, probe: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
-    """A checkpoint: flat leaves (orbax restores lists as lists), history padded to ``steps``;
-    the instruments' probe (the last eigenvector) when there is one."""
+def _payload(carry: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
+    """A checkpoint: the run's carry (its state and its recorders' states, such as the last
+    eigenvector) as flat leaves (orbax restores lists as lists), the guard's stop, and the
+    history padded to ``steps``."""
     history = jax.tree_util.tree_map(lambda *xs: _pad_to(np.concatenate(xs), steps), *outputs)
     guard = [stop is not None, -1 if stop is None else stop.step, _reason_code(stop)]
-    payload = {
-        "state": jax.tree_util.tree_leaves(state),
+    return {
+        "carry": jax.tree_util.tree_leaves(carry),
         "guard": [np.asarray(g, np.int32) for g in guard],
         "history": jax.tree_util.tree_leaves(history),
     }
-    if probe is not None:
-        payload["probe"] = jax.tree_util.tree_leaves(probe)
-    return payload
 
 
 def _reason_code(stop: Stop | None) -> int:

@@ -19,12 +19,14 @@ class TrainState(NamedTuple):
       opt_state: the optax optimizer state.
       step: the number of updates done so far (int32 scalar).
       key: the PRNG key the step draws from (forward-gradient tangents).
+      model_state: what a model carries besides its params (``()`` for pure params).
     """
 
     params: Any
     opt_state: Any
     step: jax.Array
     key: jax.Array
+    model_state: Any = ()
 
     @classmethod
     def create(
@@ -53,3 +55,37 @@ class TrainState(NamedTuple):
         """
         transformation = _optim.resolve(optimizer, learning_rate).transformation()
         return cls(params, transformation.init(params), jnp.zeros((), jnp.int32), as_key(key))
+
+
+class Carry(NamedTuple):
+    """What a run's compiled loop carries from step to step: one structure, whatever is on.
+
+    The ``TrainState``'s fields and the states of the run's recorders (``()`` for each one
+    without state: the loss, the norms, the params; the sharpness's last eigenvector). An
+    option that is off leaves its field ``()``: no arrays, no cost.
+
+    Attributes:
+      params, opt_state, step, key, model_state: as in ``TrainState``.
+      records: one state per recorder of the run, in the run's order.
+    """
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    key: jax.Array
+    model_state: Any
+    records: tuple
+
+    @classmethod
+    def start(cls, state: TrainState, records: tuple = ()) -> Carry:
+        """The carry of a run starting from ``state``, with its recorders' first states."""
+        return cls(*state, records)
+
+    @property
+    def train(self) -> TrainState:
+        """The ``TrainState`` part (what a step takes and returns)."""
+        return TrainState(*self[:5])
+
+    def advanced(self, state: TrainState, records: tuple) -> Carry:
+        """The carry after a step: its new ``TrainState`` and recorder states."""
+        return Carry(*state, records)

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import optax
 
-from jgd import _errors, _optim, _tangents
+from jgd import _errors, _optim, _recorders, _tangents
 from jgd._grad import MODES, value_and_grad
 from jgd._state import TrainState
 
@@ -22,16 +22,25 @@ class Step:
     """A pure ``step(state, batch) -> (state, metrics)``, as ``jgd.make_step`` returns it.
 
     A frozen dataclass: two steps made with the same arguments are equal, so they share one
-    compiled program. See ``make_step`` for what it computes.
+    compiled program. See ``make_step`` for what it computes; ``metrics`` are the columns of its
+    ``recorders`` (built-in ones without state: the loss, and the gradient's norm when asked).
     """
 
     loss: Loss
     optimizer: optax.GradientTransformation | _optim.Factory
     mode: str = "reverse"
-    grad_norm: bool = False
+    recorders: tuple = (_recorders.LOSS,)
     grad_options: tuple[tuple[str, Any], ...] = ()
 
     def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        new, view = self.advance(state, batch)
+        _, metrics = _recorders.update(self.recorders, tuple(() for _ in self.recorders), view)
+        return new, metrics
+
+    def advance(
+        self, state: TrainState, batch: Any, context: _recorders.Context = _recorders.NO_CONTEXT
+    ) -> tuple[TrainState, _recorders.View]:
+        """One update: the state after it, and the ``jgd.View`` of what the step saw and did."""
         if not isinstance(state, TrainState):
             raise TypeError(
                 f"state is a {type(state).__name__}; expected a jgd.TrainState, e.g. "
@@ -45,14 +54,25 @@ class Step:
         transformation = _transformation(self.optimizer)
         updates, opt_state = transformation.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": value}
-        if self.grad_norm:
-            metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+        new = state._replace(params=params, opt_state=opt_state, step=state.step + 1)
+        view = _recorders.View(
+            step=state.step,
+            key=state.key,
+            loss_fn=self.loss,
+            batch=batch,
+            context=context,
+            loss=value,
+            grads=grads,
+            updates=updates,
+            params=state.params,
+            state=new,
+        )
+        return new, view
 
-    def with_grad_norm(self) -> Step:
-        """The same step, also reporting the gradient's norm."""
-        return dataclasses.replace(self, grad_norm=True)
+    def with_recorders(self, *recorders: Any) -> Step:
+        """The same step, also reporting the columns of ``recorders`` (stateless built-ins)."""
+        extra = tuple(r for r in recorders if r not in self.recorders)
+        return dataclasses.replace(self, recorders=self.recorders + extra)
 
 
 def make_step(
@@ -128,7 +148,8 @@ def make_step(
     }
     value_and_grad(loss, mode, **options)  # checks the options
     spec = _optim.resolve(optimizer, learning_rate, need_rate=False)
-    return Step(loss, spec.static, mode, grad_norm, tuple(sorted(options.items())))
+    recorders = (_recorders.LOSS, _recorders.GRAD_NORM) if grad_norm else (_recorders.LOSS,)
+    return Step(loss, spec.static, mode, recorders, tuple(sorted(options.items())))
 
 
 def _transformation(optimizer: optax.GradientTransformation | _optim.Factory):

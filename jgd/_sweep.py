@@ -1,6 +1,6 @@
 """``sweep``: many runs (learning rates × seeds) as one compiled, vmapped program.
 
-Each run is ``fit``'s run function (``_engine.run_chunk``) under ``jax.vmap``: one compilation,
+Each run is ``fit``'s run function under ``jax.vmap`` (``_engine.run_many``): one compilation,
 one call, whatever the count. Every run is checked as ``fit`` checks a chunk, and one that blew
 up is replayed by ``fit``'s own guard, so ``sweep(...)[i]`` is ``fit``'s result for run ``i``.
 """
@@ -8,7 +8,6 @@ up is replayed by ``fit``'s own guard, so ``sweep(...)[i]`` is ``fit``'s result 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import time
 from collections.abc import Sequence
@@ -20,19 +19,11 @@ import numpy as np
 import optax
 
 from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
-from jgd._fit import fit
+from jgd._engine import Chunk
 from jgd._keys import seed_keys
+from jgd._options import RunOptions
 from jgd._result import SweepResult
 from jgd._schedules import InverseTimeDecay
-
-_DRIVER_ONLY = (
-    "progress",
-    "report_every",
-    "callback",
-    "checkpoint_dir",
-    "checkpoint_every",
-    "stream",
-)
 
 
 @_parallel.on_mesh
@@ -63,8 +54,10 @@ def sweep(
         its share of them; the data is replicated).
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
         ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
-        ``grad_norm``, ``sharpness_every``, ``noise_scale_every``, ``guard``, ``max_loss``), with
-        ``fit``'s defaults; the instruments record per run (``result.sharpness.values[i]``).
+        ``grad_norm``, ``update_norm``, ``recorders``, ``sharpness_every``,
+        ``noise_scale_every``, ``guard``, ``max_loss``: the fields of the run's options, with
+        ``fit``'s defaults); the recorders record per run (``result.sharpness.values[i]``,
+        ``result.columns[name][i]``).
 
     Returns:
       A ``SweepResult`` with a leading run axis; ``result[i]`` is run ``i``'s ``FitResult``.
@@ -89,8 +82,16 @@ def sweep(
     seed_list = [None] if seeds is None else _seed_list(seeds)
     runs = list(itertools.product(rates, seed_list))
     first_key = seed_list[0] if seeds is not None else key
+    options = RunOptions.from_keywords(fit_options)
     config = _config.configure(
-        **_fit_arguments(loss, params, data, optimizer, rates[0], first_key, fit_options)
+        loss,
+        params,
+        data,
+        optimizer=optimizer,
+        learning_rate=rates[0],
+        key=first_key,
+        mesh=None,
+        options=options,
     )
     dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
     for lr, _ in runs:
@@ -105,17 +106,23 @@ class _Sweep:
 
     def __init__(self, config, runs, per_run_keys, mesh):
         self.config, self.runs, self.mesh = config, runs, mesh
-        self.per_run_rows = per_run_keys and config.plan.kind == "shuffle"
+        self.per_run_rows = per_run_keys and config.plan.keyed
         self.program = config.program(config.plan.steps)
-        self.compile_time = 0.0
 
     def run(self) -> SweepResult:
         started = time.perf_counter()
+        with _compile.clock() as compiling:
+            result = self._run()
+        run_time = time.perf_counter() - started - compiling.seconds
+        return dataclasses.replace(result, compile_time=compiling.seconds, run_time=run_time)
+
+    def _run(self) -> SweepResult:
         params, hyperparams, keys = self._arguments()
         config = self.config
         static = (self.program, config.optimizer.static, config.plan, self.per_run_rows)
-        order = None if config.order is None else jnp.asarray(config.order)
-        (states, rows, (ends, metrics, finite), (initial, final)), seconds = _compile.call(
+        order = getattr(config.plan, "order", None)
+        order = None if order is None else jnp.asarray(order)
+        starts, rows, (ends, metrics, finite), (initial, final) = _compile.run(
             _engine.run_many,
             static,
             params,
@@ -124,33 +131,25 @@ class _Sweep:
             config.data,
             order,
             config.eval_rows,
+            config.context,
         )
-        self.compile_time += seconds
         n = len(self.runs)
         if len(finite) > n:  # a mesh padded the runs
             ends, finite, final = jax.tree.map(lambda x: x[:n], (ends, finite, final))
         initial = np.full(n, float(initial))
         final = np.array(final)
         metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
-        stops = [None] * n
+        options, stops = config.options, [None] * n
         for i in np.flatnonzero(
-            _guard.blown_up(metrics, np.asarray(finite), config.guard, config.max_loss)
+            _guard.blown_up(metrics, np.asarray(finite), options.guard, options.max_loss)
         ):
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
-            state, out, stops[i] = self._replay(i, states, rows, ends, mine, finite[i])
-            ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, state)
-            final[i] = self._evaluate(self._train(state).params)
+            carry, out, stops[i] = self._replay(i, starts, rows, ends, mine, finite[i])
+            ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, carry)
+            final[i] = self._evaluate(carry.params)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
-        run_time = time.perf_counter() - started - self.compile_time
         return _result.sweep_result(
-            self.runs,
-            self._train(ends),
-            metrics,
-            stops,
-            (initial, final),
-            config,
-            self.compile_time,
-            run_time,
+            self.runs, ends.train, metrics, stops, (initial, final), config, 0.0, 0.0
         )
 
     def _arguments(self):
@@ -166,81 +165,38 @@ class _Sweep:
         params = config.state.params
         if self.mesh is not None:
             stacked, keys = _spread(self.mesh, stacked, keys)
-            params, data = _parallel.put_replicated((params, config.data), self.mesh)
-            self.config = dataclasses.replace(config, data=data)
+            params, data, context = _parallel.put_replicated(
+                (params, config.data, config.context), self.mesh
+            )
+            self.config = dataclasses.replace(config, data=data, context=context)
         return params, stacked, keys
 
-    def _replay(self, i, states, rows, ends, mine, finite):
+    def _replay(self, i, starts, rows, ends, mine, finite):
         """Run ``i`` through ``fit``'s guard: its vmapped result first, the replays alone."""
-        start = jax.tree.map(lambda x: x[i], states)
-        run_rows = rows[i] if self.per_run_rows else rows
-        swept = {"result": (jax.tree.map(lambda x: x[i], ends), mine, finite)}
-
-        def fast(n):
-            if "result" in swept:  # the guard's first look: what the vmapped run gave
-                return swept.pop("result")
-            return self._call(False, start, run_rows, n)
-
-        def check(n):
-            return self._call(True, start, run_rows, n)
-
         config = self.config
-        state, out, stop = _guard.run(
-            fast, check, config.plan.steps, guard=config.guard, max_loss=config.max_loss
+        start = jax.tree.map(lambda x: x[i], starts)
+        run_rows = rows[i] if self.per_run_rows else rows
+        if self.mesh is not None:
+            start, run_rows = _parallel.put_replicated((start, run_rows), self.mesh)
+        chunk = Chunk(self.program, config.data, start, run_rows, 0, 0, config.context)
+        first_look = (jax.tree.map(lambda x: x[i], ends), mine, finite)
+        options = config.options
+        carry, out, stop = _guard.run(
+            chunk,
+            config.plan.steps,
+            guard=options.guard,
+            max_loss=options.max_loss,
+            first_look=first_look,
         )
-        return state, out, None if stop is None else _guard.Stop(*stop)
-
-    def _train(self, carry):
-        """The ``TrainState`` of a run's carry (with instruments, ``(state, probe)``)."""
-        return carry[0] if self.config.instruments.active else carry
+        return carry, out, None if stop is None else _guard.Stop(*stop)
 
     def _evaluate(self, params) -> float:
         config = self.config
         if self.mesh is not None:
             params = _parallel.put_replicated(params, self.mesh)
-        out, seconds = _compile.call(
-            _engine.evaluate, config.step.loss, config.data, config.eval_rows, params
+        return float(
+            _compile.run(_engine.evaluate, config.step.loss, config.data, config.eval_rows, params)
         )
-        self.compile_time += seconds
-        return float(out)
-
-    def _call(self, checked, state, rows, count):
-        config = self.config
-        watch = None
-        if config.instruments.active:  # the examples they measure on; runs start at step 0
-            watch = (config.probe_batch, np.int32(0))
-        if self.mesh is not None:
-            state, rows, watch = _parallel.put_replicated((state, rows, watch), self.mesh)
-        static = (self.program, checked)
-        out, seconds = _compile.call(
-            _engine.run_chunk, static, config.data, state, rows, np.int32(0), np.int32(count), watch
-        )
-        self.compile_time += seconds
-        return out
-
-
-def _fit_arguments(loss, params, data, optimizer, learning_rate, key, options) -> dict:
-    """``configure``'s arguments: the given ones, and ``fit``'s defaults for the rest."""
-    refused = sorted(set(options) & {*_DRIVER_ONLY, "on_divergence", "mesh"})
-    if refused:
-        raise ValueError(
-            f"sweep does not take {refused}; it runs as one call on device-resident data. Use "
-            "fit for progress bars, reports, checkpoints, streaming and on_divergence='raise'."
-        )
-    signature = inspect.signature(fit)
-    shared = [name for name in signature.parameters if name not in {*_DRIVER_ONLY, "on_divergence"}]
-    unknown = sorted(set(options) - set(shared))
-    if unknown:
-        allowed = sorted(set(shared) - {"loss", "params", "data", "optimizer", "learning_rate"})
-        raise TypeError(
-            f"sweep got unexpected arguments {unknown}; besides loss, params, data, optimizer, "
-            f"learning_rate, seeds, key and mesh it takes {allowed}."
-        )
-    given = {"optimizer": optimizer, "learning_rate": learning_rate, "key": key, **options}
-    bound = signature.bind(loss, params, data, **given)
-    bound.apply_defaults()
-    arguments = {name: bound.arguments[name] for name in shared}
-    return {**arguments, "mesh": None}
 
 
 def _spread(mesh, stacked, keys):

@@ -105,7 +105,6 @@ def test_slope_and_markdown():
     assert abs(_harness.slope([1, 10, 100], [3, 30, 300]) - 1) < 1e-9
     table = _harness.markdown(["a", "b"], [[1, 2]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
-    assert _harness.peak_rss_mb() is None or _harness.peak_rss_mb() > 0
     assert np.isfinite(_harness.matmul_gflops(128, repeats=2))
 
 

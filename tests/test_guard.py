@@ -240,18 +240,20 @@ def test_a_clean_run_compiles_no_replay():
 
 
 def _stand_ins(losses, end_finite, checked):
-    """``fast``/``check`` stand-ins recording the step counts they were asked for."""
+    """A stand-in block (``run(n)``, ``run(n, checked=True)``) recording the step counts it was
+    asked for."""
     calls = []
 
-    def fast(n):
-        calls.append(("fast", n))
-        return f"state after {n}", {"loss": np.array(losses, np.float32)}, end_finite
+    class Block:
+        def run(self, n, checked_run=False):
+            if checked_run:
+                calls.append(("check", n))
+                metrics = {k: np.array(v) for k, v in checked.items()}
+                return f"checked state after {n}", metrics, None
+            calls.append(("fast", n))
+            return f"state after {n}", {"loss": np.array(losses, np.float32)}, end_finite
 
-    def check(n):
-        calls.append(("check", n))
-        return f"checked state after {n}", {k: np.array(v) for k, v in checked.items()}, None
-
-    return fast, check, calls
+    return Block(), calls
 
 
 def test_guard_decisions():
@@ -259,29 +261,27 @@ def test_guard_decisions():
 
     clean = {"loss": [1.0] * 6, "grad_norm": [1.0] * 6, "state_finite": [True] * 6}
     # nothing wrong: one unchecked run, nothing else
-    fast, check, calls = _stand_ins([1.0] * 6, True, clean)
-    assert _guard.run(fast, check, 6)[2] is None and calls == [("fast", 6)]
+    block, calls = _stand_ins([1.0] * 6, True, clean)
+    assert _guard.run(block, 6)[2] is None and calls == [("fast", 6)]
     # a NaN loss at 4, a NaN gradient under a finite loss at 2: replay to 4, stop at 2
     nan_grad = {**clean, "grad_norm": [1.0, 1.0, np.nan, np.nan, np.nan, np.nan]}
-    fast, check, calls = _stand_ins([1, 1, 1, 1, np.nan, np.nan], False, nan_grad)
-    state, metrics, stop = _guard.run(fast, check, 6)
+    block, calls = _stand_ins([1, 1, 1, 1, np.nan, np.nan], False, nan_grad)
+    state, metrics, stop = _guard.run(block, 6)
     assert stop == (2, "non-finite") and state == "state after 2"
     assert calls == [("fast", 6), ("check", 5), ("fast", 2)]
     assert np.isfinite(metrics["loss"][:3]).all() and np.isnan(metrics["loss"][3:]).all()
     # the end state alone is not finite: the whole block is checked; an update at 5 blew up
     bad_update = {**clean, "state_finite": [True] * 5 + [False]}
-    fast, check, calls = _stand_ins([1.0] * 6, False, bad_update)
-    assert _guard.run(fast, check, 6)[2] == (5, "non-finite")
+    block, calls = _stand_ins([1.0] * 6, False, bad_update)
+    assert _guard.run(block, 6)[2] == (5, "non-finite")
     assert calls == [("fast", 6), ("check", 6), ("fast", 5)]
     # the checked replay sees nothing wrong: its state is the block's, in the fast layout
-    fast, check, calls = _stand_ins([1.0] * 6, False, clean)
-    state, metrics, stop = _guard.run(fast, check, 6)
+    block, calls = _stand_ins([1.0] * 6, False, clean)
+    state, metrics, stop = _guard.run(block, 6)
     assert stop is None and state == "checked state after 6" and set(metrics) == {"loss"}
     # guard="loss": no checked replay; a finite loss with a non-finite end is not a stop
-    fast, check, calls = _stand_ins([1.0] * 6, False, clean)
-    assert _guard.run(fast, check, 6, guard="loss")[2] is None and calls == [("fast", 6)]
+    block, calls = _stand_ins([1.0] * 6, False, clean)
+    assert _guard.run(block, 6, guard="loss")[2] is None and calls == [("fast", 6)]
     # max_loss counts from the losses; "max_loss" is the reason
-    fast, check, calls = _stand_ins(
-        [1, 2, 50, 1, 1, 1], True, {**clean, "loss": [1, 2, 50] + [1] * 3}
-    )
-    assert _guard.run(fast, check, 6, max_loss=10.0)[2] == (2, "max_loss")
+    block, calls = _stand_ins([1, 2, 50, 1, 1, 1], True, {**clean, "loss": [1, 2, 50] + [1] * 3})
+    assert _guard.run(block, 6, max_loss=10.0)[2] == (2, "max_loss")

@@ -84,31 +84,33 @@ def test_sweep_records_sharpness_per_run_equal_to_fit():
         np.testing.assert_allclose(swept[i].sharpness.values, alone.sharpness.values, rtol=1e-4)
 
 
-def test_sweep_keeps_the_instrument_a_branch_under_vmap():
-    """The record decision is the loop's own counter, not the (batched) state: vmapped, the
-    instrument stays a conditional in the program (a select would run it every step)."""
-    from jgd import _config, _engine, _sweep
+def _step_counter(every):
+    """A recorder with ``every`` that tells the host each global step it runs at."""
+    seen = []
 
+    def update(state, view):
+        jax.debug.callback(lambda t: seen.append(int(t)), view.step)
+        return state, {"seen": view.step}
+
+    return jgd.Recorder(lambda params, context: (), update, every=every), seen
+
+
+def test_a_periodic_recorder_runs_only_on_its_steps_in_fit_and_under_sweeps_vmap():
+    """The loop jumps from one record step to the next: the recorder's code runs at steps 0, 5,
+    10, 15 only (a conditional that vmap turned into a select would run it at every step)."""
     eos = jgd.problems.edge_of_stability(examples=50, hidden=8)
-    arguments = _sweep._fit_arguments(
-        eos.loss,
-        eos.params,
-        eos.data,
-        optax.sgd,
-        0.1,
-        None,
-        {"epochs": 20, "sharpness_every": 5},
-    )
-    config = _config.configure(**arguments)
-    program = config.program(config.plan.steps)
-    static = (program, config.optimizer.static, config.plan, False)
-    hyper = {"learning_rate": np.array([0.1, 0.2], np.float32)}
-    keys = np.zeros((2, 2), np.uint32)
-    lowered = jax.jit(_engine.run_many, static_argnums=0).lower(
-        static, config.state.params, hyper, keys, config.data, None, config.eval_rows
-    )
-    text = lowered.as_text()
-    assert "stablehlo.case" in text or "stablehlo.if" in text
+    recorder, seen = _step_counter(5)
+    result = eos.fit(learning_rate=0.1, epochs=20, recorders=[recorder], sharpness_every=10)
+    assert seen == [0, 5, 10, 15]
+    assert result.columns["seen"][[0, 5, 10, 15]].tolist() == [0, 5, 10, 15]
+    assert (result.columns["seen"][[1, 2, 3, 4, 19]] == 0).all()  # ints: 0 between records
+    seen.clear()
+    swept = jgd.sweep(
+        eos.loss, eos.params, eos.data, optimizer=optax.sgd, learning_rate=[0.1, 0.2],
+        epochs=20, recorders=[recorder], sharpness_every=10,
+    )  # fmt: skip
+    assert sorted(set(seen)) == [0, 5, 10, 15] and len(seen) in (4, 8)  # per record, not step
+    assert swept.columns["seen"].shape == (2, 20)
 
 
 def test_records_land_on_global_steps_with_chunks_checkpoints_and_resume(tmp_path):

@@ -1,8 +1,7 @@
 """What every benchmark shares: honest timing, the machine's facts, and result files.
 
 Timing: compile and warm up outside the clock, block on the result (``jax.block_until_ready``),
-repeat, report the median and the spread. Peak memory: the process's resident high-water mark
-(Linux); elsewhere None.
+repeat, report the median and the spread.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import os
 import pathlib
 import platform
-import re
 from typing import Any
 
 import jax
@@ -25,16 +23,6 @@ from jgd.timing import timeit
 def say(*parts: Any) -> None:
     """A progress line of a benchmark, printed at once (benchmarks run for minutes)."""
     print(*parts, flush=True)
-
-
-def peak_rss_mb() -> float | None:
-    """The process's peak resident memory (its high-water mark), in MB (Linux)."""
-    try:
-        status = pathlib.Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else None
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
