@@ -76,8 +76,8 @@ class Driver:
                     self.prefetch.close()
                 if self.checkpoints is not None:
                     self.checkpoints.close()
-            result = self._result(carry, stop, outputs)
-        run_time = time.perf_counter() - started - compiling.seconds
+            run_time = time.perf_counter() - started - compiling.seconds  # the steps' time
+            result = self._result(carry, stop, outputs)  # the verdict's losses: compile counted
         return dataclasses.replace(result, compile_time=compiling.seconds, run_time=run_time)
 
     def _start(self):
