@@ -28,10 +28,11 @@ from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
 from jgd._plans import shuffled_order
 from jgd._recorders import Context, Recorder, View
-from jgd._result import FitResult, SweepResult
+from jgd._result import FitResult
 from jgd._state import TrainState
 from jgd._step import Step, make_step
 from jgd._sweep import sweep
+from jgd._sweep_result import SweepResult
 from jgd._tangents import total_variance as forward_gradient_variance
 
 __version__ = "0.1.0"

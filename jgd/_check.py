@@ -22,6 +22,7 @@ class GradCheckRow(NamedTuple):
     loss_evaluations: int  # see loss_evaluations()
     seconds: float | None = None  # median time of one jitted gradient, with timing=True
     memory_bytes: int | None = None  # XLA's compiled temporaries + outputs, with timing=True
+    skipped: str | None = None  # why this mode cannot run on this loss (errors NaN), or None
 
 
 class GradCheck(NamedTuple):
@@ -30,13 +31,18 @@ class GradCheck(NamedTuple):
     rows: tuple[GradCheckRow, ...]
     num_params: int
     dtype: str
+    reference: str = "reverse"  # the mode compared against (forward when reverse cannot run)
 
     @property
     def verdict(self) -> str:
         """Which exact mode is cheapest here, by how much, at what memory (needs timing=True)."""
-        if any(r.seconds is None for r in self.rows):
+        ran = [r for r in self.rows if r.skipped is None]
+        if any(r.seconds is None for r in ran):
             return "not timed: check_grads(..., timing=True) measures each mode."
-        rows = [_modes.ModeCost(r.mode, r.seconds, r.memory_bytes or 0) for r in self.rows]
+        rows = [
+            _modes.ModeCost(r.mode, r.seconds or 0.0, r.memory_bytes or 0, r.skipped)
+            for r in self.rows
+        ]
         return _modes.verdict(rows, estimates=("forward_gradient",))
 
     def __getitem__(self, mode):  # type: ignore[override]
@@ -48,11 +54,17 @@ class GradCheck(NamedTuple):
         return tuple.__getitem__(self, mode)
 
     def __str__(self) -> str:
-        head = f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), vs reverse mode"
-        timed = all(r.seconds is not None for r in self.rows)
+        head = (
+            f"gradient check: P = {self.num_params:,} parameters ({self.dtype}), "
+            f"vs {self.reference} mode"
+        )
+        timed = all(r.seconds is not None for r in self.rows if r.skipped is None)
         title = f"{'mode':<18}{'rel. error':>12}{'max abs err':>14}{'loss evals':>12}"
         lines = [head, title + (f"{'time':>12}{'XLA memory':>14}" if timed else "")]
         for r in self.rows:
+            if r.skipped is not None:
+                lines.append(f"{r.mode:<18}skipped: {r.skipped}")
+                continue
             line = (
                 f"{r.mode:<18}{r.relative_error:>12.2e}{r.max_abs_error:>14.2e}"
                 f"{r.loss_evaluations:>12,}"
@@ -84,7 +96,10 @@ def check_grads(
       loss: ``loss(params, batch) -> scalar``.
       params: a pytree of float arrays.
       batch: the batch the loss is evaluated on.
-      modes: which modes to compare (reverse mode is the reference).
+      modes: which modes to compare; only these run, besides the reference (reverse mode, or
+        forward mode where reverse cannot run). A mode JAX cannot apply to ``loss`` (forward
+        modes through a ``jax.custom_vjp``, reverse mode through a ``lax.while_loop``) is
+        reported as skipped, with JAX's reason, and the others are compared.
       key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
       num_tangents, chunk_size, step_size, tangent: passed to ``value_and_grad``.
       timing: also measure each mode: the median of ``repeats`` calls of the jitted gradient
@@ -116,15 +131,23 @@ def check_grads(
     key = as_key(0 if key is None else key)
     repeats = _errors.positive_int("repeats", repeats)
     timing = bool(timeit) if timeit is not None else timing
-    reference = jax.jit(grad(loss, "reverse"))(params, batch)
-    ref = _flat64(reference)
+    _errors.scalar_loss(loss, params, batch)  # a mistake in the loss is an error, not a skip
+    options = dict(
+        chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents, tangent=tangent
+    )
+    reference, ref = _reference(loss, params, batch)
     rows = []
     for mode in modes:
-        options = dict(
-            chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents, tangent=tangent
-        )
         fn = jax.jit(grad(loss, mode, **options))
-        got = _flat64(fn(params, batch, key=key))
+        try:
+            got = _flat64(fn(params, batch, key=key))
+        except Exception as e:
+            reason = _modes.cannot_run(e)
+            if reason is None:
+                raise
+            nan = float("nan")
+            rows.append(GradCheckRow(mode, nan, nan, 0, skipped=reason))
+            continue
         cost = _modes.measure(mode, fn, (params, batch), repeats, key=key) if timing else None
         err = got - ref
         rows.append(
@@ -138,7 +161,19 @@ def check_grads(
             )
         )
     dtype = str(jnp.result_type(*jax.tree_util.tree_leaves(params)))
-    return GradCheck(tuple(rows), int(ref.size), dtype)
+    return GradCheck(tuple(rows), int(ref.size), dtype, reference)
+
+
+def _reference(loss: Loss, params: Any, batch: Any) -> tuple[str, np.ndarray]:
+    """The exact gradient to compare against: reverse mode's, else forward mode's, else the
+    central difference's (the mode it came from, and the flat gradient)."""
+    for mode in ("reverse", "forward"):
+        try:
+            return mode, _flat64(jax.jit(grad(loss, mode))(params, batch))
+        except Exception as e:
+            if _modes.cannot_run(e) is None:
+                raise
+    return "fd_central", _flat64(jax.jit(grad(loss, "fd_central"))(params, batch))
 
 
 def _flat64(tree: Any) -> np.ndarray:

@@ -85,7 +85,12 @@ def configure(
 ) -> RunConfig:
     """Checks a run's arguments against each other and its data (see ``jgd.fit``)."""
     step = make_step(
-        loss, optimizer, options.mode, learning_rate=learning_rate, **options.gradient()
+        loss,
+        optimizer,
+        options.mode,
+        learning_rate=learning_rate,
+        has_aux=options.has_aux,
+        **options.gradient(),
     )
     spec = _optim.resolve(optimizer, learning_rate)
     given = params if isinstance(params, TrainState) else None
@@ -110,7 +115,7 @@ def configure(
     if host is None:
         data = jax.tree_util.tree_map(jnp.asarray, data)
     state = _continued(given, spec) if given else _fresh(params, spec, key)
-    _errors.scalar_loss(loss, state.params, _batch_shape(data, plan))
+    _errors.scalar_loss(loss, state.params, _batch_shape(data, plan), options.has_aux)
     evaluated = eval_rows(m)
     if host is not None:  # on the device: the examples the start and end losses are taken on
         data = jax.tree_util.tree_map(jnp.asarray, host.read(evaluated))

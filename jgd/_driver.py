@@ -141,7 +141,9 @@ class Driver:
     def _evaluate(self, params) -> float:
         config = self.config
         return float(
-            _compile.run(_engine.evaluate, config.step.loss, config.data, config.eval_rows, params)
+            _compile.run(
+                _engine.evaluate, config.step.value_loss, config.data, config.eval_rows, params
+            )
         )
 
     def _due(self, done: int, stop) -> bool:

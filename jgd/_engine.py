@@ -219,6 +219,7 @@ def run_many(static, params, hyperparams, keys, data, order, eval_rows, context)
         return run_chunk(program, data, carry, run_rows, 0, count, 0, context)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
-    initial = evaluate(program.step.loss, data, eval_rows, params)
-    final = jax.vmap(lambda p: evaluate(program.step.loss, data, eval_rows, p))(runs[0].params)
+    loss = program.step.value_loss
+    initial = evaluate(loss, data, eval_rows, params)
+    final = jax.vmap(lambda p: evaluate(loss, data, eval_rows, p))(runs[0].params)
     return starts, rows, runs, (initial, final)

@@ -108,14 +108,43 @@ def not_half(name: str, params: Any, mode: str) -> None:
             )
 
 
-def scalar_loss(loss: Any, params: Any, batch: Any) -> None:
-    """Raises unless ``loss(params, batch)`` returns a real scalar (checked abstractly)."""
-    out = jax.eval_shape(loss, params, batch)
-    shape = getattr(out, "shape", None)
+def scalar_loss(loss: Any, params: Any, batch: Any, has_aux: bool = False) -> None:
+    """Raises unless ``loss(params, batch)`` returns a real scalar, or ``(scalar, aux)`` with
+    ``has_aux`` (``aux`` a pytree of arrays); checked abstractly, without running it."""
+    try:
+        out = jax.eval_shape(loss, params, batch)
+    except TypeError as e:
+        if not has_aux or "not a valid JAX type" not in str(e):
+            raise
+        raise TypeError(
+            f"loss(params, batch) returned an aux that is not a pytree of arrays ({e}); return "
+            "numbers or arrays in aux, e.g. {'accuracy': jnp.mean(...)}."
+        ) from None
+    pair = isinstance(out, tuple | list) and len(out) == 2
+    if not has_aux and pair:
+        raise ValueError(
+            "loss(params, batch) returned a pair; a loss returning (value, aux) needs "
+            "has_aux=True: pass has_aux=True to record aux, or return the value alone."
+        )
+    if has_aux and not pair:
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"has_aux=True, but loss(params, batch) returned {shape}; with has_aux=True it must "
+            "return (value, aux). Leave has_aux=False for a loss that returns the value alone."
+        )
+    value = out[0] if has_aux else out
+    shape = getattr(value, "shape", None)
     if shape != ():
         raise ValueError(
             f"loss(params, batch) must return a scalar (the mean over the batch); it returned "
             f"shape {shape}. Reduce it, e.g. with jnp.mean, or build it with jgd.per_example."
         )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"loss(params, batch) returned dtype {out.dtype}; expected a float.")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(f"loss(params, batch) returned dtype {value.dtype}; expected a float.")
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``value`` when it is a bool; else TypeError naming the argument."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}={describe(value)} is not valid; expected True or False.")
+    return bool(value)

@@ -30,6 +30,7 @@ def fit(
     order: Any = None,
     key: Any = None,
     mode: str = "reverse",
+    has_aux: bool = False,
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
@@ -54,7 +55,9 @@ def fit(
     """Runs gradient descent: full-batch, stochastic or mini-batch, compiled.
 
     Args:
-      loss: ``loss(params, batch) -> scalar``, the mean loss over a batch.
+      loss: ``loss(params, batch) -> scalar``, the mean loss over a batch; with
+        ``has_aux=True``, ``-> (scalar, aux)``, ``aux`` any pytree of arrays, recorded per step
+        in ``result.aux``.
       params: the initial parameters, a pytree of float arrays; or a ``TrainState`` (e.g.
         ``result.state``) to continue a run: its optimizer state, step (hence the schedule's
         position and the shuffle's epoch) and key are kept, so two calls equal one longer run.
@@ -135,6 +138,7 @@ def fit(
         epochs=epochs,
         order=order,
         mode=mode,
+        has_aux=has_aux,
         chunk_size=chunk_size,
         step_size=step_size,
         num_tangents=num_tangents,
@@ -180,6 +184,11 @@ def fit(
     result = Driver(config, driver, chunk, every, checkpoints).run()
     if result.diverged and on_divergence == "raise":
         raise _result.divergence_error(
-            result, config.optimizer.description, loss, config.state.params, config.data, plan
+            result,
+            config.optimizer.description,
+            config.step.value_loss,
+            config.state.params,
+            config.data,
+            plan,
         )
     return result

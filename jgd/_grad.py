@@ -25,6 +25,7 @@ compares along random directions), hence these few functions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -48,6 +49,7 @@ def value_and_grad(
     loss: Loss,
     mode: str = "reverse",
     *,
+    has_aux: bool = False,
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
@@ -59,6 +61,9 @@ def value_and_grad(
       loss: ``loss(params, batch) -> scalar``.
       mode: one of ``"reverse"``, ``"forward"``, ``"forward_gradient"``, ``"fd_forward"``,
         ``"fd_central"``.
+      has_aux: ``loss`` returns ``(value, aux)``, ``aux`` any pytree of arrays (as with
+        ``jax.value_and_grad(..., has_aux=True)``): every mode differentiates the value and
+        returns ``aux`` from the evaluation at ``params`` itself (never a perturbed one).
       chunk_size: how many basis tangents (``forward``), perturbations (finite differences) or
         random tangents (``forward_gradient``) are vmapped at once. ``None`` picks, per leaf,
         32, or fewer when 32 tangents' intermediates would exceed 64 MiB (module docstring).
@@ -74,7 +79,8 @@ def value_and_grad(
 
     Returns:
       ``f(params, batch, *, key=None) -> (value, grads)``, jittable; ``grads`` has the tree
-      structure and dtypes of ``params``. ``forward_gradient`` needs ``key``.
+      structure and dtypes of ``params``. ``forward_gradient`` needs ``key``. With
+      ``has_aux``: ``((value, aux), grads)``.
 
     Raises:
       ValueError: for an unknown mode or a chunk size, step size or tangent count out of range;
@@ -90,6 +96,7 @@ def value_and_grad(
       (6.5, [-3.0, -2.0])
     """
     _errors.one_of("mode", mode, MODES)
+    has_aux = _errors.boolean("has_aux", has_aux)
     chunk_size = _errors.positive_int("chunk_size", chunk_size, allow_none=True)
     num_tangents = _errors.positive_int("num_tangents", num_tangents)
     _errors.one_of("tangent", tangent, TANGENTS)
@@ -108,12 +115,27 @@ def value_and_grad(
         _errors.float_params("params", params)
         if mode in ("fd_forward", "fd_central"):
             _errors.not_half("params", params, mode)
-        _errors.scalar_loss(loss, params, batch)
+        _errors.scalar_loss(loss, params, batch, has_aux)
         options = _Options(chunk_size, step_size, num_tangents, tangent)
-        return compute(loss, params, batch, key, options)
+        if not has_aux:
+            return compute(loss, params, batch, key, options)
+        if mode == "reverse":
+            return jax.value_and_grad(loss, has_aux=True)(params, batch)
+        value, grads = compute(ValueOf(loss), params, batch, key, options)
+        return (value, loss(params, batch)[1]), grads  # XLA computes the shared pass once
 
     value_and_grad_fn.__name__ = f"value_and_grad_{mode}"
     return value_and_grad_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueOf:
+    """The value alone of a loss returning ``(value, aux)``; equal for equal losses."""
+
+    loss: Loss
+
+    def __call__(self, params: Any, batch: Any) -> jax.Array:
+        return self.loss(params, batch)[0]
 
 
 def grad(loss: Loss, mode: str = "reverse", **options: Any) -> Callable[..., Any]:
@@ -129,7 +151,8 @@ def grad(loss: Loss, mode: str = "reverse", **options: Any) -> Callable[..., Any
     fn = value_and_grad(loss, mode, **options)
 
     def grad_fn(params: Any, batch: Any, *, key: jax.Array | None = None) -> Any:
-        return fn(params, batch, key=key)[1]
+        out, grads = fn(params, batch, key=key)
+        return (grads, out[1]) if options.get("has_aux") else grads
 
     grad_fn.__name__ = f"grad_{mode}"
     return grad_fn

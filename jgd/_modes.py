@@ -40,12 +40,33 @@ def jacobian(f: Callable, mode: str = "reverse", *, argnums: int | Sequence[int]
     return (jax.jacfwd if mode == "forward" else jax.jacrev)(f, argnums=argnums)
 
 
+_CANNOT = (  # what JAX says when a function cannot be differentiated in a mode
+    "can't apply forward-mode autodiff",
+    "Reverse-mode differentiation does not work",
+    "Differentiation rule for",
+    "not implemented",
+)
+
+
+def cannot_run(error: Exception) -> str | None:
+    """The reason a mode cannot differentiate a function (JAX's first line), when ``error`` is
+    JAX refusing the mode (a ``custom_vjp`` under forward mode, a ``while_loop`` under reverse
+    mode, a primitive without the rule); None for any other error."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, TypeError | ValueError | NotImplementedError) and any(
+        c in text for c in _CANNOT
+    ):
+        return text[:200]
+    return None
+
+
 class ModeCost(NamedTuple):
-    """One mode's measured cost."""
+    """One mode's measured cost (NaN, with the reason in ``skipped``, where it cannot run)."""
 
     mode: str
     seconds: float  # median time of one jitted call
     memory_bytes: int  # XLA's compiled temporaries + outputs (memory_analysis)
+    skipped: str | None = None  # why the mode cannot run on this function, or None
 
     @property
     def memory_mib(self) -> float:
@@ -65,7 +86,8 @@ class ModeComparison(NamedTuple):
 
     @property
     def fastest(self) -> str:
-        return min(self.rows, key=lambda r: r.seconds).mode
+        ran = [r for r in self.rows if r.skipped is None]
+        return min(ran, key=lambda r: r.seconds).mode if ran else "none"
 
     @property
     def verdict(self) -> str:
@@ -74,6 +96,9 @@ class ModeComparison(NamedTuple):
     def __str__(self) -> str:
         lines = [self.what, f"{'mode':<18}{'time':>12}{'XLA memory':>14}"]
         for r in self.rows:
+            if r.skipped is not None:
+                lines.append(f"{r.mode:<18}skipped: {r.skipped}")
+                continue
             lines.append(f"{r.mode:<18}{_ms(r.seconds):>12}{r.memory_mib:>10.2f} MiB")
         return "\n".join([*lines, self.verdict])
 
@@ -90,7 +115,9 @@ def compare_modes(
       f: any function of arrays (or pytrees) to an array or pytree; differentiated in its first
         argument.
       *args: where to evaluate it.
-      modes: the Jacobian modes to compare (``"forward"``, ``"reverse"``).
+      modes: the Jacobian modes to compare (``"forward"``, ``"reverse"``); only these run. A
+        mode JAX cannot apply to ``f`` (forward mode through a ``jax.custom_vjp``, reverse mode
+        through a ``lax.while_loop``) is reported as skipped, with JAX's reason.
       repeats: timed calls per mode (the median is reported).
 
     Returns:
@@ -114,11 +141,22 @@ def compare_modes(
     repeats = _errors.positive_int("repeats", repeats)
     if not args:
         raise TypeError("compare_modes needs the point to evaluate at: compare_modes(f, x, ...).")
-    rows = tuple(measure(mode, jax.jit(jacobian(f, mode)), args, repeats) for mode in modes)
+    rows = tuple(_measure_or_skip(mode, jacobian(f, mode), args, repeats) for mode in modes)
     n = sum(np.size(x) for x in jax.tree_util.tree_leaves(args[0]))
     out = jax.eval_shape(f, *args)
     m = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(out))
     return ModeComparison(rows, f"Jacobian of f: R^{n} -> R^{m}")
+
+
+def _measure_or_skip(mode: str, fn: Callable, args: tuple, repeats: int) -> ModeCost:
+    try:
+        jax.eval_shape(fn, *args)  # tracing is where JAX refuses a mode
+    except Exception as e:
+        reason = cannot_run(e)
+        if reason is None:
+            raise
+        return ModeCost(mode, float("nan"), 0, reason)
+    return measure(mode, jax.jit(fn), args, repeats)
 
 
 def measure(mode: str, jitted: Any, args: tuple, repeats: int, **kwargs: Any) -> ModeCost:
@@ -170,9 +208,12 @@ def verdict(rows: Sequence[ModeCost], estimates: Sequence[str] = ()) -> str:
       >>> verdict(rows)
       'forward is the cheapest here: 12.0x cheaper than reverse (0.100 s; 1.00 vs 8.00 MiB).'
     """
+    skipped = [r.mode for r in rows if getattr(r, "skipped", None) is not None]
+    rows = [r for r in rows if r.mode not in skipped]
+    note = f" ({', '.join(skipped)} cannot run here: skipped)" if skipped else ""
     exact = [r for r in rows if r.mode not in estimates]
     if len(exact) < 2:
-        return "one exact mode measured: nothing to compare."
+        return f"one exact mode measured: nothing to compare{note}."
     best = min(exact, key=lambda r: r.seconds)
     others = sorted((r for r in exact if r is not best), key=lambda r: r.seconds)
 
@@ -189,7 +230,7 @@ def verdict(rows: Sequence[ModeCost], estimates: Sequence[str] = ()) -> str:
     for r in rows:
         if r.mode in estimates:
             text += f"; {r.mode} (an estimate) costs {ratio(r):.2f}x {best.mode}"
-    return text + "."
+    return text + note + "."
 
 
 def _seconds(seconds: float) -> str:

@@ -113,8 +113,10 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
     """Checks ``optimizer`` and ``learning_rate`` and splits them (see the module docstring).
 
     Args:
-      optimizer: an optax ``GradientTransformation``, or a factory (``optax.sgd``, a
-        ``functools.partial`` of one binding keywords).
+      optimizer: an optax ``GradientTransformation`` (any: ``optax.chain``, ``masked``,
+        ``multi_transform``, ``inject_hyperparams(...)(...)``), an object standing for one
+        (``optax.MultiSteps``: its ``gradient_transformation()``), or a factory (``optax.sgd``,
+        a ``functools.partial`` of one binding keywords).
       learning_rate: with a factory, a number > 0 or a schedule; with a transformation, None.
       need_rate: whether a factory needs ``learning_rate`` here (``make_step`` reads the numbers
         from the state, so it does not).
@@ -122,6 +124,9 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
     Raises:
       TypeError, ValueError: naming the argument, its value and what is allowed.
     """
+    stands_for = getattr(optimizer, "gradient_transformation", None)
+    if not isinstance(optimizer, optax.GradientTransformation) and callable(stands_for):
+        optimizer = stands_for()  # optax.MultiSteps and its kind: the transformation it wraps
     if isinstance(optimizer, optax.GradientTransformation):
         if learning_rate is not None:
             raise ValueError(
@@ -130,7 +135,7 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
                 "(optimizer=optax.sgd, learning_rate=...) or leave learning_rate=None."
             )
         return Optimizer(optimizer, {}, "optax GradientTransformation")
-    func, kwargs = _factory(optimizer)
+    func, kwargs = factory_parts(optimizer)
     name = getattr(func, "__name__", repr(func))
     if learning_rate is None and need_rate:
         raise ValueError(
@@ -229,7 +234,8 @@ def is_number(value: Any) -> bool:
     return False
 
 
-def _factory(optimizer: Any) -> tuple[Callable, dict[str, Any]]:
+def factory_parts(optimizer: Any) -> tuple[Callable, dict[str, Any]]:
+    """An optax factory (or a ``functools.partial`` of one) as its function and bound keywords."""
     if not callable(optimizer):
         raise TypeError(
             f"optimizer={_errors.describe(optimizer)} is not valid; expected an optax factory such "

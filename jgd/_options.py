@@ -28,7 +28,8 @@ class RunOptions:
 
     Attributes:
       batch_size, epochs, order: the batch plan (``_plans.make``).
-      mode, chunk_size, step_size, num_tangents, tangent: the gradient (``jgd.value_and_grad``).
+      mode, has_aux, chunk_size, step_size, num_tangents, tangent: the gradient
+        (``jgd.value_and_grad``).
       record_params, grad_norm, update_norm: built-in per-step recorders.
       sharpness_every, noise_scale_every: the instruments' periods, or None.
       recorders: the user's own ``jgd.Recorder``s.
@@ -39,6 +40,7 @@ class RunOptions:
     epochs: int = 1
     order: Any = dataclasses.field(default=None, compare=False)
     mode: str = "reverse"
+    has_aux: bool = False
     chunk_size: int | None = None
     step_size: float | None = None
     num_tangents: int = 1
@@ -54,7 +56,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         _errors.one_of("guard", self.guard, GUARDS)
-        for name in ("record_params", "grad_norm", "update_norm"):
+        for name in ("has_aux", "record_params", "grad_norm", "update_norm"):
             _bool(name, getattr(self, name))
         for name in ("sharpness_every", "noise_scale_every"):
             value = getattr(self, name)
@@ -95,6 +97,7 @@ class RunOptions:
         """Every recorder of the run, the loss first, then the built-ins asked for, then the
         user's own (the order of ``Carry.records``)."""
         flags = (
+            (self.has_aux, _recorders.AUX),
             (self.grad_norm, _recorders.GRAD_NORM),
             (self.update_norm, _recorders.UPDATE_NORM),
             (self.record_params, _recorders.PARAMS),

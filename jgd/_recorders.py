@@ -54,6 +54,7 @@ class View(NamedTuple):
       updates: the optimizer's update, ``new params - params``.
       params: the params before the update (where ``loss`` and ``grads`` were taken).
       state: the ``TrainState`` after the step.
+      aux: the loss's aux output at ``params`` (``has_aux=True``), else ``()``.
     """
 
     step: jax.Array
@@ -66,6 +67,7 @@ class View(NamedTuple):
     updates: Any
     params: Any
     state: Any
+    aux: Any = ()
 
 
 class Recorder(NamedTuple):
@@ -118,6 +120,14 @@ class Loss(Stateless):
 
 
 @dataclasses.dataclass(frozen=True)
+class Aux(Stateless):
+    """The loss's aux output at the params before the update (``has_aux=True``): ``aux``."""
+
+    def columns(self, view: View) -> dict[str, Any]:
+        return {"aux": view.aux}
+
+
+@dataclasses.dataclass(frozen=True)
 class GradNorm(Stateless):
     """The gradient's global norm: ``grad_norm`` (finite exactly when every entry is)."""
 
@@ -149,8 +159,9 @@ class StateFinite(Stateless):
         return {"state_finite": all_finite(view.state)}
 
 
-LOSS, GRAD_NORM, UPDATE_NORM, PARAMS, STATE_FINITE = (
+LOSS, AUX, GRAD_NORM, UPDATE_NORM, PARAMS, STATE_FINITE = (
     Loss(),
+    Aux(),
     GradNorm(),
     UpdateNorm(),
     Params(),

@@ -11,7 +11,7 @@ import numpy as np
 
 from jgd import _batching, _errors
 from jgd._guard import Stop
-from jgd._instruments import NoiseScale, Series, Sharpness, series
+from jgd._instruments import Series
 from jgd._state import TrainState
 
 _WHAT = {
@@ -48,6 +48,8 @@ class FitResult:
         examples) at the first and the final params: what ``"rose"`` is judged on.
       compile_time: seconds spent compiling (0.0 when every program was reused).
       run_time: seconds spent running, compile time excluded.
+      aux: with ``has_aux=True``, the loss's aux at each step (its pytree, each leaf with a
+        leading axis of ``steps``; NaN after a blow-up); else None.
       columns: every recorder's per-step column by name (``"loss"``, ``"grad_norm"``,
         ``"update_norm"``, ``"params"``, ``"sharpness"``, a ``jgd.Recorder``'s own ...), with a
         leading axis of ``steps``; NaN (0 for ints) where a column was not recorded.
@@ -72,78 +74,10 @@ class FitResult:
     noise_scale: Series | None = None
     columns: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-
-@dataclasses.dataclass(frozen=True)
-class SweepResult:
-    """What ``sweep`` returns: ``FitResult``'s fields with a leading run axis of length R.
-
-    ``result[i]`` is run ``i`` as a ``FitResult``, what ``fit`` returns for it: bit for bit where
-    XLA computes a vmapped step as it computes one step (batch size 1), to rounding where it sums
-    a batched matmul in another order. A run that blew up is ``fit``'s exactly (its replay is
-    ``fit``'s own).
-
-    Attributes:
-      learning_rate: the learning rate (or schedule) of each run, a list of length R.
-      seed: the seed of each run (None where one ``key`` served all), a list of length R.
-      params, opt_state, state: the final state of each run.
-      losses: shape (R, steps); grad_norms: the same with ``grad_norm=True``, else None.
-      diverged: bool array (R,); diverged_at: int array (R,), -1 where a run did not diverge.
-      divergence: the reason per run (see ``FitResult``), a list.
-      params_history: with ``record_params=True``, shape (R, steps + 1, ...).
-      steps: the steps of each run; compile_time, run_time: seconds for the whole sweep.
-      initial_loss, final_loss: arrays (R,), as in ``FitResult``.
-      sharpness, noise_scale: ``jgd.Series`` with ``values`` of shape (R, records), or None.
-      columns: every recorder's column, shape (R, steps, ...).
-    """
-
-    learning_rate: list
-    seed: list
-    params: Any
-    opt_state: Any
-    state: Any
-    losses: np.ndarray
-    grad_norms: np.ndarray | None
-    diverged: np.ndarray
-    diverged_at: np.ndarray
-    divergence: list
-    params_history: Any
-    steps: int
-    initial_loss: np.ndarray
-    final_loss: np.ndarray
-    compile_time: float
-    run_time: float
-    sharpness: Series | None = None
-    noise_scale: Series | None = None
-    columns: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.learning_rate)
-
-    def __getitem__(self, i: int) -> FitResult:
-        def pick(tree):
-            return None if tree is None else jax.tree.map(lambda x: x[i], tree)
-
-        at = int(self.diverged_at[i])
-        return FitResult(
-            params=pick(self.params),
-            opt_state=pick(self.opt_state),
-            state=pick(self.state),
-            losses=self.losses[i],
-            grad_norms=pick(self.grad_norms),
-            diverged=bool(self.diverged[i]),
-            diverged_at=None if at < 0 else at,
-            divergence=self.divergence[i],
-            params_history=pick(self.params_history),
-            steps=self.steps,
-            first_step=0,
-            initial_loss=float(self.initial_loss[i]),
-            final_loss=float(self.final_loss[i]),
-            compile_time=self.compile_time,
-            run_time=self.run_time,
-            sharpness=None if self.sharpness is None else self.sharpness.pick(i),
-            noise_scale=None if self.noise_scale is None else self.noise_scale.pick(i),
-            columns=pick(self.columns),
-        )
+    @property
+    def aux(self) -> Any:
+        """The loss's aux at each step (``has_aux=True``), or None."""
+        return self.columns.get("aux")
 
 
 def verdict(
@@ -177,46 +111,6 @@ def _rose_at(losses: np.ndarray, level: float, window: int) -> int:
     below = np.nonzero(~(smooth > level))[0]  # smooth[i] ends at step i + w - 1
     start = int(below[-1]) + 1 if below.size else 0
     return min(start + w - 1, len(losses) - 1)
-
-
-def sweep_result(
-    runs, state, metrics, stops, losses, config, compile_time, run_time
-) -> SweepResult:
-    """The ``SweepResult`` of runs ``(learning rate, seed)``: final states and metrics stacked."""
-    window = config.plan.steps_per_epoch
-    initial, final = losses
-    verdicts = [
-        verdict(metrics["loss"][i], s, window, float(initial[i]), float(final[i]))
-        for i, s in enumerate(stops)
-    ]
-    history = None
-    if "params" in metrics:
-        history = jax.tree.map(
-            lambda h, p: np.concatenate([h, np.asarray(p)[:, None]], axis=1),
-            metrics["params"],
-            state.params,
-        )
-    return SweepResult(
-        learning_rate=[lr for lr, _ in runs],
-        seed=[s for _, s in runs],
-        params=state.params,
-        opt_state=state.opt_state,
-        state=state,
-        losses=metrics["loss"],
-        grad_norms=metrics.get("grad_norm"),
-        diverged=np.array([v[0] for v in verdicts]),
-        diverged_at=np.array([-1 if v[1] is None else v[1] for v in verdicts]),
-        divergence=[v[2] for v in verdicts],
-        params_history=history,
-        steps=config.plan.steps,
-        initial_loss=np.asarray(initial),
-        final_loss=np.asarray(final),
-        compile_time=compile_time,
-        run_time=run_time,
-        sharpness=series(metrics, config.recorders, Sharpness),
-        noise_scale=series(metrics, config.recorders, NoiseScale),
-        columns=metrics,
-    )
 
 
 def history(recorded: Any, final_params: Any) -> Any:

@@ -21,7 +21,14 @@ from jgd._guard import Stop
 
 _FORMAT = 5  # the payload's layout and the description's; another format is another run
 _REASONS = ("", "non-finite", "max_loss")
-_RECORDING = ("record_params", "grad_norm", "update_norm", "sharpness_every", "noise_scale_every")
+_RECORDING = (
+    "has_aux",
+    "record_params",
+    "grad_norm",
+    "update_norm",
+    "sharpness_every",
+    "noise_scale_every",
+)
 
 
 class RunCheckpoints:

@@ -10,7 +10,7 @@ import jax
 import optax
 
 from jgd import _errors, _optim, _recorders, _tangents
-from jgd._grad import MODES, value_and_grad
+from jgd._grad import MODES, ValueOf, value_and_grad
 from jgd._state import TrainState
 
 Loss = Callable[[Any, Any], jax.Array]
@@ -31,6 +31,12 @@ class Step:
     mode: str = "reverse"
     recorders: tuple = (_recorders.LOSS,)
     grad_options: tuple[tuple[str, Any], ...] = ()
+    has_aux: bool = False
+
+    @property
+    def value_loss(self) -> Loss:
+        """``loss(params, batch) -> scalar``: the loss's value alone (without its aux)."""
+        return ValueOf(self.loss) if self.has_aux else self.loss
 
     def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         new, view = self.advance(state, batch)
@@ -49,8 +55,10 @@ class Step:
         key = None
         if self.mode == "forward_gradient":  # a fresh key per step, the state's key unchanged
             key = jax.random.fold_in(jax.random.fold_in(state.key, _TANGENTS), state.step)
-        value_and_grad_fn = value_and_grad(self.loss, self.mode, **dict(self.grad_options))
+        options = dict(self.grad_options)
+        value_and_grad_fn = value_and_grad(self.loss, self.mode, has_aux=self.has_aux, **options)
         value, grads = value_and_grad_fn(state.params, batch, key=key)
+        value, aux = value if self.has_aux else (value, ())
         transformation = _transformation(self.optimizer)
         updates, opt_state = transformation.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -58,7 +66,7 @@ class Step:
         view = _recorders.View(
             step=state.step,
             key=state.key,
-            loss_fn=self.loss,
+            loss_fn=self.value_loss,
             batch=batch,
             context=context,
             loss=value,
@@ -66,6 +74,7 @@ class Step:
             updates=updates,
             params=state.params,
             state=new,
+            aux=aux,
         )
         return new, view
 
@@ -82,6 +91,7 @@ def make_step(
     *,
     learning_rate: Any = None,
     grad_norm: bool = False,
+    has_aux: bool = False,
     chunk_size: int | None = None,
     step_size: float | None = None,
     num_tangents: int = 1,
@@ -97,7 +107,7 @@ def make_step(
     same guard as ``fit``.
 
     Args:
-      loss: ``loss(params, batch) -> scalar``.
+      loss: ``loss(params, batch) -> scalar``, or ``-> (scalar, aux)`` with ``has_aux=True``.
       optimizer: an optax ``GradientTransformation`` (e.g. ``optax.adam(1e-3)``; its numbers are
         compiled in), or an optax factory (``optax.adam``, ``functools.partial(optax.sgd,
         momentum=0.9)``) whose numbers are read from the state at every step: the state made by
@@ -108,6 +118,8 @@ def make_step(
         given. With a transformation, None.
       grad_norm: also report the gradient's global norm, ``metrics["grad_norm"]``. It costs a pass
         over the gradient (at batch size 1 on the seeds' MLP, more than the rest of the step).
+      has_aux: the loss returns ``(value, aux)``, ``aux`` any pytree of arrays:
+        ``metrics["aux"]`` holds it (at the params before the update).
       chunk_size, step_size, num_tangents, tangent: passed to ``jgd.value_and_grad``.
 
     Returns:
@@ -140,6 +152,7 @@ def make_step(
     _errors.one_of("mode", mode, MODES)
     if not isinstance(grad_norm, bool):
         raise TypeError(f"grad_norm={_errors.describe(grad_norm)} is not valid; expected a bool.")
+    has_aux = _errors.boolean("has_aux", has_aux)
     options = {
         "chunk_size": chunk_size,
         "step_size": step_size,
@@ -148,8 +161,9 @@ def make_step(
     }
     value_and_grad(loss, mode, **options)  # checks the options
     spec = _optim.resolve(optimizer, learning_rate, need_rate=False)
-    recorders = (_recorders.LOSS, _recorders.GRAD_NORM) if grad_norm else (_recorders.LOSS,)
-    return Step(loss, spec.static, mode, recorders, tuple(sorted(options.items())))
+    flags = ((has_aux, _recorders.AUX), (grad_norm, _recorders.GRAD_NORM))
+    recorders = (_recorders.LOSS, *(r for on, r in flags if on))
+    return Step(loss, spec.static, mode, recorders, tuple(sorted(options.items())), has_aux)
 
 
 def _transformation(optimizer: optax.GradientTransformation | _optim.Factory):

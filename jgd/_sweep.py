@@ -8,7 +8,7 @@ up is replayed by ``fit``'s own guard, so ``sweep(...)[i]`` is ``fit``'s result 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _compile, _config, _engine, _errors, _guard, _optim, _parallel, _result
+from jgd import _compile, _config, _engine, _errors, _grid, _guard, _optim, _parallel, _sweep_result
 from jgd._engine import Chunk
 from jgd._keys import seed_keys
 from jgd._options import RunOptions
-from jgd._result import SweepResult
 from jgd._schedules import InverseTimeDecay
+from jgd._sweep_result import SweepResult
 
 
 @_parallel.on_mesh
@@ -34,6 +34,7 @@ def sweep(
     *,
     optimizer: Any,
     learning_rate: Any,
+    grid: dict[str, Any] | None = None,
     seeds: Sequence[int] | None = None,
     key: Any = None,
     mesh: Any = None,
@@ -46,6 +47,12 @@ def sweep(
         (``optax.sgd``, a ``functools.partial`` of one) so the rates can be batched.
       learning_rate: a sequence of numbers, or of ``jgd.schedules`` schedules of one kind (a
         single value is a sweep of one).
+      grid: the factory's other arguments to sweep, ``name -> values``, e.g.
+        ``{"weight_decay": [0.0, 1e-4], "b1": [0.8, 0.9]}``, crossed with the learning rates
+        and seeds. Floats are values in one compiled program; ints (``every_k``, warmup steps)
+        compile one program per value. Runs are ordered ints outermost, then learning rates,
+        then floats (as given), then seeds; ``result.grid[i]`` holds run ``i``'s values and
+        ``result.find(learning_rate=..., **values)`` the index of a run.
       seeds: int seeds, one run per (learning rate, seed) pair, learning rates outermost; each
         run's key is the one ``fit(key=seed)`` would use. ``None``: every run uses ``key`` (and,
         when shuffling, one shared batch plan).
@@ -80,25 +87,32 @@ def sweep(
     if seeds is not None and key is not None:
         raise ValueError("give seeds= or key=, not both: with seeds, run i uses key=seeds[i].")
     seed_list = [None] if seeds is None else _seed_list(seeds)
-    runs = list(itertools.product(rates, seed_list))
     first_key = seed_list[0] if seeds is not None else key
     options = RunOptions.from_keywords(fit_options)
-    config = _config.configure(
-        loss,
-        params,
-        data,
-        optimizer=optimizer,
-        learning_rate=rates[0],
-        key=first_key,
-        mesh=None,
-        options=options,
-    )
-    dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
-    for lr, _ in runs:
-        _optim.check_learning_rate(lr)
-        _optim.check_representable({"learning_rate": lr}, dtype)
     mesh = None if mesh is None else _parallel.auto(mesh)
-    return _Sweep(config, runs, seeds is not None, mesh).run()
+    results = []
+    for factory, floats in _grid.groups(optimizer, grid):
+        first = functools.partial(factory, **{name: v[0] for name, v in floats.items()})
+        config = _config.configure(
+            loss,
+            params,
+            data,
+            optimizer=first,
+            learning_rate=rates[0],
+            key=first_key,
+            mesh=None,
+            options=options,
+        )
+        runs = _grid.runs(rates, floats, seed_list, _grid.static_values(factory, grid))
+        dtype = jnp.result_type(*jax.tree.leaves(config.state.params))
+        for run in runs:
+            _optim.check_learning_rate(run.learning_rate)
+            numbers = {"learning_rate": run.learning_rate, **run.values}
+            _optim.check_representable(
+                {k: v for k, v in numbers.items() if k in floats or k == "learning_rate"}, dtype
+            )
+        results.append(_Sweep(config, runs, seeds is not None, mesh).run())
+    return results[0] if len(results) == 1 else _sweep_result.concatenate(results)
 
 
 class _Sweep:
@@ -148,7 +162,7 @@ class _Sweep:
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, carry)
             final[i] = self._evaluate(carry.params)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
-        return _result.sweep_result(
+        return _sweep_result.sweep_result(
             self.runs, ends.train, metrics, stops, (initial, final), config, 0.0, 0.0
         )
 
@@ -156,12 +170,15 @@ class _Sweep:
         """The shared params, and every run's numbers and key, stacked (spread over a mesh)."""
         config = self.config
         dtype = np.dtype(jnp.result_type(*jax.tree.leaves(config.state.params)))
-        numbers = [{**config.optimizer.hyperparams, "learning_rate": lr} for lr, _ in self.runs]
+        numbers = [
+            {**config.optimizer.hyperparams, "learning_rate": r.learning_rate, **self._floats(r)}
+            for r in self.runs
+        ]
         stacked = jax.tree.map(lambda *xs: np.asarray(xs, dtype), *numbers)  # one transfer
-        if all(s is None for _, s in self.runs):
+        if all(r.seed is None for r in self.runs):
             keys = np.broadcast_to(np.asarray(config.key), (len(self.runs), 2))
         else:
-            keys = seed_keys([s for _, s in self.runs])
+            keys = seed_keys([r.seed for r in self.runs])
         params = config.state.params
         if self.mesh is not None:
             stacked, keys = _spread(self.mesh, stacked, keys)
@@ -170,6 +187,11 @@ class _Sweep:
             )
             self.config = dataclasses.replace(config, data=data, context=context)
         return params, stacked, keys
+
+    def _floats(self, run) -> dict[str, Any]:
+        """The run's grid values that are numbers in the optimizer state (not bound ints)."""
+        names = self.config.optimizer.hyperparams
+        return {k: v for k, v in run.values.items() if k in names}
 
     def _replay(self, i, starts, rows, ends, mine, finite):
         """Run ``i`` through ``fit``'s guard: its vmapped result first, the replays alone."""
@@ -195,7 +217,9 @@ class _Sweep:
         if self.mesh is not None:
             params = _parallel.put_replicated(params, self.mesh)
         return float(
-            _compile.run(_engine.evaluate, config.step.loss, config.data, config.eval_rows, params)
+            _compile.run(
+                _engine.evaluate, config.step.value_loss, config.data, config.eval_rows, params
+            )
         )
 
 
