@@ -14,7 +14,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _engine, _errors, _optim, _parallel, _plans, _recorders, _stream
+from jgd import (
+    _batching,
+    _engine,
+    _errors,
+    _modules,
+    _optim,
+    _parallel,
+    _plans,
+    _recorders,
+    _stream,
+)
 from jgd._engine import Program
 from jgd._keys import as_key
 from jgd._options import RunOptions
@@ -94,6 +104,9 @@ def configure(
     )
     spec = _optim.resolve(optimizer, learning_rate)
     given = params if isinstance(params, TrainState) else None
+    model_state = ()
+    if _modules.is_module(params):  # its nnx.Params are trained; the rest is the model state
+        params, model_state = _modules.split(params)
     _errors.float_params("params", given.params if given else params)
     _errors.finite_params("params", given.params if given else params)
     leaves = jax.tree_util.tree_leaves(given.params if given else params)
@@ -107,6 +120,10 @@ def configure(
     if host is None:
         _batching.check_finite(data)
     options.check_run(plan.steps, m)
+    if (
+        isinstance(model_state, _modules.ModelState) and key is not None
+    ):  # each run draws its own masks from one init
+        model_state = _modules.fold(model_state, as_key(key))
     key = _run_key(key, given, plan, options.mode)
     if mesh is not None:
         mesh = _parallel.auto(mesh)
@@ -114,8 +131,9 @@ def configure(
         _parallel.check_divisible(mesh, plan.batch_size, what)
     if host is None:
         data = jax.tree_util.tree_map(jnp.asarray, data)
-    state = _continued(given, spec) if given else _fresh(params, spec, key)
-    _errors.scalar_loss(loss, state.params, _batch_shape(data, plan), options.has_aux)
+    state = _continued(given, spec) if given else _fresh(params, spec, key, model_state)
+    batch = _batch_shape(data, plan)
+    _errors.scalar_loss(step.loss_at(state), state.params, batch, options.has_aux)
     evaluated = eval_rows(m)
     if host is not None:  # on the device: the examples the start and end losses are taken on
         data = jax.tree_util.tree_map(jnp.asarray, host.read(evaluated))
@@ -168,10 +186,10 @@ def _run_key(key: Any, given: TrainState | None, plan: _plans.Plan, mode: str) -
     return as_key(0 if key is None else key)
 
 
-def _fresh(params: Any, spec: _optim.Optimizer, key: jax.Array) -> TrainState:
+def _fresh(params: Any, spec: _optim.Optimizer, key: jax.Array, model_state: Any) -> TrainState:
     params = jax.tree_util.tree_map(jnp.asarray, params)
     opt_state = spec.transformation().init(params)
-    return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+    return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key, model_state)
 
 
 def _continued(state: TrainState, spec: _optim.Optimizer) -> TrainState:
@@ -188,7 +206,8 @@ def _continued(state: TrainState, spec: _optim.Optimizer) -> TrainState:
         numbers = _optim.as_arrays(spec.hyperparams, jnp.result_type(*jax.tree.leaves(params)))
         opt_state = opt_state._replace(hyperparams=numbers)
     step = jnp.asarray(state.step, jnp.int32)
-    return TrainState(params, opt_state, step, as_key(jnp.asarray(state.key)))
+    key = as_key(jnp.asarray(state.key))
+    return TrainState(params, opt_state, step, key, state.model_state)
 
 
 def _layout(tree: Any) -> Any:

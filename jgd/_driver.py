@@ -15,7 +15,17 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jgd import _compile, _engine, _errors, _guard, _instruments, _parallel, _result, _stream
+from jgd import (
+    _compile,
+    _engine,
+    _errors,
+    _guard,
+    _instruments,
+    _modules,
+    _parallel,
+    _result,
+    _stream,
+)
 from jgd._engine import Chunk, run_chunk
 from jgd._instruments import NoiseScale, Sharpness
 from jgd._result import FitResult
@@ -138,11 +148,16 @@ class Driver:
             return _parallel.put_replicated(tree, self.config.mesh)
         return jax.device_put(tree)
 
-    def _evaluate(self, params) -> float:
+    def _evaluate(self, state) -> float:
         config = self.config
         return float(
             _compile.run(
-                _engine.evaluate, config.step.value_loss, config.data, config.eval_rows, params
+                _engine.evaluate,
+                config.step,
+                config.data,
+                config.eval_rows,
+                state.params,
+                state.model_state,
             )
         )
 
@@ -186,7 +201,7 @@ class Driver:
         config, steps = self.config, self.config.plan.steps
         state = carry.train
         out = _fill(jax.tree.map(lambda *xs: np.concatenate(xs), *outputs), steps, state)
-        initial, final = (self._evaluate(p) for p in (config.state.params, state.params))
+        initial, final = (self._evaluate(s) for s in (config.state, state))
         diverged, at, why = _result.verdict(
             out["loss"], stop, config.plan.steps_per_epoch, initial, final, config.first_step
         )
@@ -211,7 +226,15 @@ class Driver:
             compile_time=0.0,
             run_time=0.0,
             columns=out,
+            model=_model(state),
         )
+
+
+def _model(state: TrainState) -> Any:
+    """The trained module (a new one), for a run of an ``nnx.Module``; else None."""
+    if isinstance(state.model_state, _modules.ModelState):
+        return _modules.merge(state.params, state.model_state)
+    return None
 
 
 def _fill(out: dict, steps: int, state: TrainState) -> dict:

@@ -172,10 +172,10 @@ class Chunk:
         )
 
 
-def evaluate(loss, data, rows, params):
-    """The loss at ``params`` on the examples ``rows`` of ``data``: what a run's divergence
-    verdict compares at its start and end."""
-    return loss(params, _batching.gather(data, rows))
+def evaluate(step, data, rows, params, model_state):
+    """The loss at ``params`` (and a module's model state) on the examples ``rows`` of ``data``:
+    what a run's divergence verdict compares at its start and end."""
+    return step.evaluate(params, model_state, _batching.gather(data, rows))
 
 
 def probe(data, rows) -> Context:
@@ -219,7 +219,7 @@ def run_many(static, params, hyperparams, keys, data, order, eval_rows, context)
         return run_chunk(program, data, carry, run_rows, 0, count, 0, context)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
-    loss = program.step.value_loss
-    initial = evaluate(loss, data, eval_rows, params)
-    final = jax.vmap(lambda p: evaluate(loss, data, eval_rows, p))(runs[0].params)
+    step = program.step
+    initial = evaluate(step, data, eval_rows, params, ())
+    final = jax.vmap(lambda p: evaluate(step, data, eval_rows, p, ()))(runs[0].params)
     return starts, rows, runs, (initial, final)

@@ -50,6 +50,8 @@ class FitResult:
       run_time: seconds spent running, compile time excluded.
       aux: with ``has_aux=True``, the loss's aux at each step (its pytree, each leaf with a
         leading axis of ``steps``; NaN after a blow-up); else None.
+      model: for a run of an ``nnx.Module``, the trained module (a new one: the module given
+        is never changed); else None.
       columns: every recorder's per-step column by name (``"loss"``, ``"grad_norm"``,
         ``"update_norm"``, ``"params"``, ``"sharpness"``, a ``jgd.Recorder``'s own ...), with a
         leading axis of ``steps``; NaN (0 for ints) where a column was not recorded.
@@ -73,6 +75,7 @@ class FitResult:
     sharpness: Series | None = None
     noise_scale: Series | None = None
     columns: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model: Any = None
 
     @property
     def aux(self) -> Any:

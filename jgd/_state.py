@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jgd import _optim
+from jgd import _modules, _optim
 from jgd._keys import as_key
 
 
@@ -35,7 +35,9 @@ class TrainState(NamedTuple):
         """A fresh state: the optimizer's state for ``params``, step 0, and ``key``.
 
         Args:
-          params: the initial parameters, a pytree of float arrays.
+          params: the initial parameters, a pytree of float arrays; or an ``nnx.Module``, whose
+            ``nnx.Param``s are the params and whose other variables (batch statistics, RNG
+            state) are ``model_state``; a step then takes ``loss(model, batch)``.
           optimizer: an optax ``GradientTransformation`` (its numbers are compiled into any
             step made with it), or an optax factory such as ``optax.adam`` with
             ``learning_rate=``: the numbers are then values in the state, so a step compiled
@@ -53,8 +55,12 @@ class TrainState(NamedTuple):
           >>> float(state.opt_state.hyperparams["learning_rate"])
           0.1
         """
+        model_state = ()
+        if _modules.is_module(params):  # its nnx.Params are trained, the rest carried
+            params, model_state = _modules.split(params)
         transformation = _optim.resolve(optimizer, learning_rate).transformation()
-        return cls(params, transformation.init(params), jnp.zeros((), jnp.int32), as_key(key))
+        opt_state = transformation.init(params)
+        return cls(params, opt_state, jnp.zeros((), jnp.int32), as_key(key), model_state)
 
 
 class Carry(NamedTuple):

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import optax
 
-from jgd import _errors, _optim, _recorders, _tangents
+from jgd import _errors, _modules, _optim, _recorders, _tangents
 from jgd._grad import MODES, ValueOf, value_and_grad
 from jgd._state import TrainState
 
@@ -38,6 +38,19 @@ class Step:
         """``loss(params, batch) -> scalar``: the loss's value alone (without its aux)."""
         return ValueOf(self.loss) if self.has_aux else self.loss
 
+    def loss_at(self, state: TrainState) -> Loss:
+        """``f(params, batch)`` as the user's loss returns it, at ``state``'s model state (a
+        module's loss on a module merged from the params and that state)."""
+        if isinstance(state.model_state, _modules.ModelState):
+            return _modules.user_form(self.loss, state.model_state, self.has_aux)
+        return self.loss
+
+    def evaluate(self, params: Any, model_state: Any, batch: Any) -> jax.Array:
+        """The loss's value at ``params`` (and a module's ``model_state``), nothing written."""
+        if isinstance(model_state, _modules.ModelState):
+            return _modules.form(self.loss, model_state, self.has_aux)(params, batch)[0]
+        return self.value_loss(params, batch)
+
     def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         new, view = self.advance(state, batch)
         _, metrics = _recorders.update(self.recorders, tuple(() for _ in self.recorders), view)
@@ -56,17 +69,31 @@ class Step:
         if self.mode == "forward_gradient":  # a fresh key per step, the state's key unchanged
             key = jax.random.fold_in(jax.random.fold_in(state.key, _TANGENTS), state.step)
         options = dict(self.grad_options)
-        value_and_grad_fn = value_and_grad(self.loss, self.mode, has_aux=self.has_aux, **options)
-        value, grads = value_and_grad_fn(state.params, batch, key=key)
-        value, aux = value if self.has_aux else (value, ())
+        model_state, loss_fn = state.model_state, self.value_loss
+        if isinstance(model_state, _modules.ModelState):  # loss(model, batch): the pure form
+            pure = _modules.form(self.loss, model_state, self.has_aux)
+            (value, (aux, model_state)), grads = value_and_grad(
+                pure, self.mode, has_aux=True, **options
+            )(state.params, batch, key=key)
+
+            def loss_fn(params: Any, batch: Any) -> jax.Array:
+                return pure(params, batch)[0]
+        else:
+            value_and_grad_fn = value_and_grad(
+                self.loss, self.mode, has_aux=self.has_aux, **options
+            )
+            value, grads = value_and_grad_fn(state.params, batch, key=key)
+            value, aux = value if self.has_aux else (value, ())
         transformation = _transformation(self.optimizer)
         updates, opt_state = transformation.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        new = state._replace(params=params, opt_state=opt_state, step=state.step + 1)
+        new = state._replace(
+            params=params, opt_state=opt_state, step=state.step + 1, model_state=model_state
+        )
         view = _recorders.View(
             step=state.step,
             key=state.key,
-            loss_fn=self.value_loss,
+            loss_fn=loss_fn,
             batch=batch,
             context=context,
             loss=value,

@@ -18,7 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _compile, _config, _engine, _errors, _grid, _guard, _optim, _parallel, _sweep_result
+from jgd import (
+    _compile,
+    _config,
+    _engine,
+    _errors,
+    _grid,
+    _guard,
+    _modules,
+    _optim,
+    _parallel,
+    _sweep_result,
+)
 from jgd._engine import Chunk
 from jgd._keys import seed_keys
 from jgd._options import RunOptions
@@ -81,6 +92,11 @@ def sweep(
         raise ValueError(
             "sweep needs optimizer as an optax factory (e.g. optimizer=optax.sgd) so that "
             "learning rates can be batched; got a ready GradientTransformation."
+        )
+    if _modules.is_module(params):
+        raise ValueError(
+            "sweep does not take an nnx.Module as params yet; use jgd.fit per run, or the "
+            "module's pure form (jgd.models.functional)."
         )
     rates = _as_list("learning_rate", learning_rate)
     _check_same_kind(rates)
@@ -217,9 +233,7 @@ class _Sweep:
         if self.mesh is not None:
             params = _parallel.put_replicated(params, self.mesh)
         return float(
-            _compile.run(
-                _engine.evaluate, config.step.value_loss, config.data, config.eval_rows, params
-            )
+            _compile.run(_engine.evaluate, config.step, config.data, config.eval_rows, params, ())
         )
 
 
