@@ -1,6 +1,7 @@
 """Shared fixtures and strict settings.
 
-Warnings are errors (pyproject.toml). Float64 tests run inside ``jax.enable_x64(True)`` so the rest
+Warnings are errors (pyproject.toml). Hypothesis keeps no example database (nothing is written to
+the work tree). Float64 tests run inside ``jax.enable_x64(True)`` so the rest
 of the suite sees JAX's defaults, as users do. Tests that check dtypes use strict promotion.
 """
 
@@ -8,10 +9,21 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
+import hypothesis
+import hypothesis.configuration
 import jax
 import numpy as np
 import pytest
+
+# Property tests keep no example database, and Hypothesis's own files go to the temp folder: a
+# run leaves no .hypothesis/ in the work tree (CI fails on files the tests leave behind).
+hypothesis.configuration.set_hypothesis_home_dir(
+    pathlib.Path(tempfile.gettempdir()) / "jgd-hypothesis"
+)
+hypothesis.settings.register_profile("jgd", database=None)
+hypothesis.settings.load_profile("jgd")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
