@@ -24,6 +24,7 @@ from jgd._guard import Stop, guard
 from jgd._instruments import Series
 from jgd._losses import per_example
 from jgd._modes import ModeComparison, ModeCost, compare_modes, flops, jacobian
+from jgd._modules import Stateful
 from jgd._noise import NoiseScale, gradient_noise_scale
 from jgd._parallel import data_mesh
 from jgd._plans import shuffled_order
@@ -53,6 +54,7 @@ __all__ = [
     "Recorder",
     "Series",
     "StabilityBound",
+    "Stateful",
     "Step",
     "Stop",
     "SweepResult",

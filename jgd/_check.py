@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _errors, _modes
+from jgd import _errors, _modes, _modules
 from jgd._grad import MODES, TANGENTS, Loss, grad, loss_evaluations
 from jgd._keys import as_key
 
@@ -94,7 +94,9 @@ def check_grads(
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
-      params: a pytree of float arrays.
+      params: a pytree of float arrays, or an ``nnx.Module`` with ``loss(model, batch)``: its
+        ``nnx.Param``s are checked, at the module's state (batch statistics, RNG streams),
+        which is read and never written.
       batch: the batch the loss is evaluated on.
       modes: which modes to compare; only these run, besides the reference (reverse mode, or
         forward mode where reverse cannot run). A mode JAX cannot apply to ``loss`` (forward
@@ -131,6 +133,7 @@ def check_grads(
     key = as_key(0 if key is None else key)
     repeats = _errors.positive_int("repeats", repeats)
     timing = bool(timeit) if timeit is not None else timing
+    loss, params = _modules.as_pure(loss, params)  # a module: its nnx.Params
     _errors.scalar_loss(loss, params, batch)  # a mistake in the loss is an error, not a skip
     options = dict(
         chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents, tangent=tangent

@@ -121,7 +121,7 @@ def configure(
         _batching.check_finite(data)
     options.check_run(plan.steps, m)
     if (
-        isinstance(model_state, _modules.ModelState) and key is not None
+        isinstance(model_state, _modules.CARRIED) and key is not None
     ):  # each run draws its own masks from one init
         model_state = _modules.fold(model_state, as_key(key))
     key = _run_key(key, given, plan, options.mode)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jgd import _errors
+from jgd import _errors, _modules
 
 
 def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
@@ -24,9 +24,10 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
-      params: where the Hessian is taken.
+      params: where the Hessian is taken: a pytree, or an ``nnx.Module`` with
+        ``loss(model, batch)`` (the Hessian in its ``nnx.Param``s, at its state, not written).
       batch: the batch the loss is evaluated on.
-      vector: a pytree shaped like ``params``.
+      vector: a pytree shaped like ``params`` (a module's: like ``nnx.state(model, nnx.Param)``).
 
     Returns:
       ``H @ vector``, shaped like ``params``.
@@ -38,6 +39,7 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
       >>> jgd.hvp(loss, jnp.ones(2), jnp.array([1.0, 4.0]), jnp.array([1.0, 1.0])).tolist()
       [1.0, 4.0]
     """
+    loss, params = _modules.as_pure(loss, params)
     return jax.jvp(lambda p: jax.grad(loss)(p, batch), (params,), (vector,))[1]
 
 
@@ -67,7 +69,7 @@ def max_stable_learning_rate(
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
-      params: where the curvature is measured.
+      params: where the curvature is measured (a pytree, or an ``nnx.Module`` as for ``hvp``).
       batch: the batch the loss is evaluated on.
       max_iterations: power-iteration steps at most.
       tolerance: stop when the eigenvalue estimate changes by less than this (relative).
@@ -85,6 +87,7 @@ def max_stable_learning_rate(
     """
     max_iterations = _errors.positive_int("max_iterations", max_iterations)
     tolerance = _errors.positive_float("tolerance", tolerance)
+    loss, params = _modules.as_pure(loss, params)
     _errors.float_params("params", params)
     flat, unravel = ravel_pytree(params)
     key = jax.random.key(0) if key is None else key

@@ -232,7 +232,7 @@ class Driver:
 
 def _model(state: TrainState) -> Any:
     """The trained module (a new one), for a run of an ``nnx.Module``; else None."""
-    if isinstance(state.model_state, _modules.ModelState):
+    if isinstance(state.model_state, _modules.CARRIED):
         return _modules.merge(state.params, state.model_state)
     return None
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _compile, _parallel, _recorders
+from jgd import _batching, _compile, _modules, _parallel, _recorders
 from jgd._recorders import Context
 from jgd._state import Carry, TrainState
 from jgd._step import Step
@@ -183,13 +183,15 @@ def probe(data, rows) -> Context:
     return Context(_batching.gather(data, rows))
 
 
-def run_many(static, params, hyperparams, keys, data, order, eval_rows, context):
+def run_many(static, params, model_state, hyperparams, keys, data, order, eval_rows, context):
     """Many fresh runs of one factory optimizer under ``jax.vmap``: one compiled program.
 
     Args:
-      static: ``(program, factory, plan, per_run_rows)``: the run, its ``_optim.Factory``, its
-        batch plan (``_plans``), and whether each run draws its rows with its own key.
+      static: ``(program, factory, plan, per_run_rows, fold)``: the run, its ``_optim.Factory``,
+        its batch plan (``_plans``), whether each run draws its rows with its own key, and
+        whether each run's key is folded into a module's RNG streams (``fit(model, key=k)``).
       params: the initial params (shared).
+      model_state: a module's model state (shared; ``()`` for params).
       hyperparams, keys: the numbers and the key of each run, stacked.
       data: the device-resident data.
       order: the explicit plan's rows ``(steps, batch_size)``, or None.
@@ -201,11 +203,12 @@ def run_many(static, params, hyperparams, keys, data, order, eval_rows, context)
       carry, the rows (one plan for all, or one per run), the runs, and the loss on the
       ``eval_rows`` at the shared start and at each run's end.
     """
-    program, factory, plan, per_run_rows = static
+    program, factory, plan, per_run_rows, fold = static
 
     def init(h, key):
         opt_state = factory.transformation(h).init(params)
-        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+        mine = _modules.fold(model_state, key) if fold else model_state
+        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), key, mine)
         return Carry.start(state, _recorders.init(program.recorders, params, context))
 
     starts = jax.vmap(init)(hyperparams, keys)
@@ -220,6 +223,11 @@ def run_many(static, params, hyperparams, keys, data, order, eval_rows, context)
 
     runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
     step = program.step
-    initial = evaluate(step, data, eval_rows, params, ())
-    final = jax.vmap(lambda p: evaluate(step, data, eval_rows, p, ()))(runs[0].params)
+    initial = evaluate(step, data, eval_rows, params, model_state)
+    if fold:  # each run's start: its own dropout masks
+        initial = jax.vmap(lambda s: evaluate(step, data, eval_rows, params, s))(starts.model_state)
+    end = runs[0]
+    final = jax.vmap(lambda p, s: evaluate(step, data, eval_rows, p, s))(
+        end.params, end.model_state
+    )
     return starts, rows, runs, (initial, final)

@@ -46,6 +46,9 @@ def _feed(digest: Any, obj: Any, depth: int, seen: set[int]) -> None:
     if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
         text(f"{type(obj).__name__}:{obj!r};")
         return
+    if isinstance(obj, jax.Array) and jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key):
+        text(f"key:{jax.random.key_impl(obj)};")  # a typed PRNG key: by its impl and data
+        obj = jax.random.key_data(obj)
     if isinstance(obj, np.ndarray | np.generic | jax.Array):
         arr = np.asarray(obj)
         text(f"array{arr.shape}{arr.dtype};")

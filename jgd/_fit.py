@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-from jgd import _config, _modules, _parallel, _result, _stream
+from jgd import _config, _parallel, _result, _stream
 from jgd._driver import Driver, Progress
 from jgd._options import DriverOptions, RunOptions
 from jgd._result import FitResult
@@ -62,7 +62,9 @@ def fit(
         ``loss(model, batch)``: its ``nnx.Param``s are trained, its other variables (batch
         statistics, RNG state) carried and updated by each step's forward pass, dropout drawn
         from its own ``nnx.Rngs`` (``key`` given: folded into them), and ``result.model`` is
-        the trained module (the one given is not changed); or a ``TrainState`` (e.g.
+        the trained module (the one given is not changed); or a ``jgd.Stateful(params, state,
+        key)``, the same as pure functions, with ``loss(params, batch, state, key) -> (value,
+        new_state)``; or a ``TrainState`` (e.g.
         ``result.state``) to continue a run: its optimizer state, step (hence the schedule's
         position and the shuffle's epoch) and key are kept, so two calls equal one longer run.
       data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``. Put on the device
@@ -177,12 +179,6 @@ def fit(
         stream=stream,
     )
     plan = config.plan
-    if checkpoint_dir is not None and _modules.is_module(params):
-        raise ValueError(
-            "checkpoint_dir with an nnx.Module as params is not supported yet (its RNG state "
-            "holds typed keys the checkpoint does not store); train the module without "
-            "checkpoint_dir, or pass its pure form (jgd.models.functional)."
-        )
     chunk, every = driver.schedule(plan.steps, plan.steps_per_epoch)
     if config.stream is not None:  # a chunk's block of examples stays under BLOCK_BYTES
         chunk = _stream.chunk_length(chunk, plan.batch_size, config.stream.row_bytes)

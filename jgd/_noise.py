@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _errors
+from jgd import _errors, _modules
 
 
 class NoiseScale(NamedTuple):
@@ -43,7 +43,8 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
     Args:
       loss: ``loss(params, batch) -> scalar``, the mean over a batch (each example's gradient is
         the loss's gradient on a batch of that one example).
-      params: where to measure.
+      params: where to measure: a pytree, or an ``nnx.Module`` with ``loss(model, batch)``
+        (the gradients in its ``nnx.Param``s, at its state, which is not written).
       data: the examples, a pytree of arrays with a leading example axis (at least 2 examples).
       chunk_size: examples whose gradients are held at once.
 
@@ -71,6 +72,7 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
             f"data has {m} example(s); the gradient noise scale needs at least 2 (it is a "
             "variance across examples)."
         )
+    loss, params = _modules.as_pure(loss, params)
     _errors.float_params("params", params)
     chunk = min(chunk_size, m)
     total, sq = _sums(loss, params, jax.device_put(data), m, chunk)

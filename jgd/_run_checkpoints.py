@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _parallel
+from jgd import _modules, _parallel
 from jgd._checkpoint import Checkpoints
 from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
@@ -59,7 +59,8 @@ class RunCheckpoints:
         if found is None:
             return carry, None, [], 0
         step, payload = found
-        leaves = [jnp.asarray(x) for x in payload["carry"]]
+        like = jax.tree_util.tree_leaves(carry)
+        leaves = [_typed(jnp.asarray(x), t) for x, t in zip(payload["carry"], like, strict=True)]
         carry = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(carry), leaves)
         if self.mesh is not None:  # every process holds the whole (replicated) state
             carry = _parallel.put_replicated(carry, self.mesh)
@@ -111,7 +112,30 @@ def describe(config: Any) -> dict[str, Any]:
         **{name: getattr(config.options, name) for name in _RECORDING},
         "recorders": [fingerprint(r) for r in config.options.recorders],
         "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
+        "model": _structure(config.state.params, config.state.model_state),
     }
+
+
+def _structure(params: Any, model_state: Any) -> list:
+    """A module's structure as its variables' paths, shapes and dtypes (``[]`` for params)."""
+    if not isinstance(model_state, _modules.CARRIED):  # pure params: their shapes are above
+        return []
+    flat = jax.tree_util.tree_flatten_with_path({"param": params, "state": model_state})[0]
+    return [f"{_modules.path_name(k)} {list(np.shape(x))} {x.dtype}" for k, x in flat]
+
+
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _plain(x: Any) -> Any:
+    """A leaf orbax can write: a typed PRNG key (an ``nnx.Rngs`` stream's) by its data."""
+    return jax.random.key_data(x) if _is_key(x) else x
+
+
+def _typed(x: jax.Array, like: Any) -> jax.Array:
+    """A restored leaf as the carry holds it (a typed key wrapped back from its data)."""
+    return jax.random.wrap_key_data(x, impl=jax.random.key_impl(like)) if _is_key(like) else x
 
 
 def _payload(carry: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
@@ -121,7 +145,7 @@ def _payload(carry: Any, stop: Stop | None, outputs: list, steps: int) -> dict:
     history = jax.tree_util.tree_map(lambda *xs: _pad_to(np.concatenate(xs), steps), *outputs)
     guard = [stop is not None, -1 if stop is None else stop.step, _reason_code(stop)]
     return {
-        "carry": jax.tree_util.tree_leaves(carry),
+        "carry": [_plain(x) for x in jax.tree_util.tree_leaves(carry)],
         "guard": [np.asarray(g, np.int32) for g in guard],
         "history": jax.tree_util.tree_leaves(history),
     }

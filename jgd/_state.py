@@ -37,7 +37,9 @@ class TrainState(NamedTuple):
         Args:
           params: the initial parameters, a pytree of float arrays; or an ``nnx.Module``, whose
             ``nnx.Param``s are the params and whose other variables (batch statistics, RNG
-            state) are ``model_state``; a step then takes ``loss(model, batch)``.
+            state) are ``model_state``; a step then takes ``loss(model, batch)``. Or a
+            ``jgd.Stateful``: its state and RNG stream are ``model_state``, and a step takes
+            ``loss(params, batch, state, key)``.
           optimizer: an optax ``GradientTransformation`` (its numbers are compiled into any
             step made with it), or an optax factory such as ``optax.adam`` with
             ``learning_rate=``: the numbers are then values in the state, so a step compiled

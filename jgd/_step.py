@@ -41,13 +41,13 @@ class Step:
     def loss_at(self, state: TrainState) -> Loss:
         """``f(params, batch)`` as the user's loss returns it, at ``state``'s model state (a
         module's loss on a module merged from the params and that state)."""
-        if isinstance(state.model_state, _modules.ModelState):
+        if isinstance(state.model_state, _modules.CARRIED):
             return _modules.user_form(self.loss, state.model_state, self.has_aux)
         return self.loss
 
     def evaluate(self, params: Any, model_state: Any, batch: Any) -> jax.Array:
         """The loss's value at ``params`` (and a module's ``model_state``), nothing written."""
-        if isinstance(model_state, _modules.ModelState):
+        if isinstance(model_state, _modules.CARRIED):
             return _modules.form(self.loss, model_state, self.has_aux)(params, batch)[0]
         return self.value_loss(params, batch)
 
@@ -70,7 +70,7 @@ class Step:
             key = jax.random.fold_in(jax.random.fold_in(state.key, _TANGENTS), state.step)
         options = dict(self.grad_options)
         model_state, loss_fn = state.model_state, self.value_loss
-        if isinstance(model_state, _modules.ModelState):  # loss(model, batch): the pure form
+        if isinstance(model_state, _modules.CARRIED):  # loss(model, batch): the pure form
             pure = _modules.form(self.loss, model_state, self.has_aux)
             (value, (aux, model_state)), grads = value_and_grad(
                 pure, self.mode, has_aux=True, **options

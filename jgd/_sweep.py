@@ -93,11 +93,6 @@ def sweep(
             "sweep needs optimizer as an optax factory (e.g. optimizer=optax.sgd) so that "
             "learning rates can be batched; got a ready GradientTransformation."
         )
-    if _modules.is_module(params):
-        raise ValueError(
-            "sweep does not take an nnx.Module as params yet; use jgd.fit per run, or the "
-            "module's pure form (jgd.models.functional)."
-        )
     rates = _as_list("learning_rate", learning_rate)
     _check_same_kind(rates)
     if seeds is not None and key is not None:
@@ -127,15 +122,18 @@ def sweep(
             _optim.check_representable(
                 {k: v for k, v in numbers.items() if k in floats or k == "learning_rate"}, dtype
             )
-        results.append(_Sweep(config, runs, seeds is not None, mesh).run())
+        model_state = _modules.split(params)[1] if _modules.is_module(params) else ()
+        fold = _modules.is_module(params) and (seeds is not None or key is not None)
+        results.append(_Sweep(config, runs, seeds is not None, mesh, model_state, fold).run())
     return results[0] if len(results) == 1 else _sweep_result.concatenate(results)
 
 
 class _Sweep:
     """One configured sweep: the vmapped run, then fit's guard for the runs that blew up."""
 
-    def __init__(self, config, runs, per_run_keys, mesh):
+    def __init__(self, config, runs, per_run_keys, mesh, model_state, fold):
         self.config, self.runs, self.mesh = config, runs, mesh
+        self.model_state, self.fold = model_state, fold  # the module's, before any key
         self.per_run_rows = per_run_keys and config.plan.keyed
         self.program = config.program(config.plan.steps)
 
@@ -147,15 +145,16 @@ class _Sweep:
         return dataclasses.replace(result, compile_time=compiling.seconds, run_time=run_time)
 
     def _run(self) -> SweepResult:
-        params, hyperparams, keys = self._arguments()
+        params, model_state, hyperparams, keys = self._arguments()
         config = self.config
-        static = (self.program, config.optimizer.static, config.plan, self.per_run_rows)
+        static = (self.program, config.optimizer.static, config.plan, self.per_run_rows, self.fold)
         order = getattr(config.plan, "order", None)
         order = None if order is None else jnp.asarray(order)
         starts, rows, (ends, metrics, finite), (initial, final) = _compile.run(
             _engine.run_many,
             static,
             params,
+            model_state,
             hyperparams,
             keys,
             config.data,
@@ -166,7 +165,7 @@ class _Sweep:
         n = len(self.runs)
         if len(finite) > n:  # a mesh padded the runs
             ends, finite, final = jax.tree.map(lambda x: x[:n], (ends, finite, final))
-        initial = np.full(n, float(initial))
+        initial = np.broadcast_to(np.asarray(initial), (len(finite),))[:n]
         final = np.array(final)
         metrics = jax.tree.map(lambda m: np.array(m[:n]), jax.device_get(metrics))
         options, stops = config.options, [None] * n
@@ -176,7 +175,7 @@ class _Sweep:
             mine = jax.tree.map(lambda m, i=i: m[i], metrics)
             carry, out, stops[i] = self._replay(i, starts, rows, ends, mine, finite[i])
             ends = jax.tree.map(lambda e, s, i=i: e.at[i].set(s), ends, carry)
-            final[i] = self._evaluate(carry.params)
+            final[i] = self._evaluate(carry.params, carry.model_state)
             jax.tree.map(lambda m, o, i=i: m.__setitem__(i, o), metrics, out)  # in place
         return _sweep_result.sweep_result(
             self.runs, ends.train, metrics, stops, (initial, final), config, 0.0, 0.0
@@ -195,14 +194,14 @@ class _Sweep:
             keys = np.broadcast_to(np.asarray(config.key), (len(self.runs), 2))
         else:
             keys = seed_keys([r.seed for r in self.runs])
-        params = config.state.params
+        params, model_state = config.state.params, self.model_state
         if self.mesh is not None:
             stacked, keys = _spread(self.mesh, stacked, keys)
-            params, data, context = _parallel.put_replicated(
-                (params, config.data, config.context), self.mesh
+            params, model_state, data, context = _parallel.put_replicated(
+                (params, model_state, config.data, config.context), self.mesh
             )
             self.config = dataclasses.replace(config, data=data, context=context)
-        return params, stacked, keys
+        return params, model_state, stacked, keys
 
     def _floats(self, run) -> dict[str, Any]:
         """The run's grid values that are numbers in the optimizer state (not bound ints)."""
@@ -228,12 +227,14 @@ class _Sweep:
         )
         return carry, out, None if stop is None else _guard.Stop(*stop)
 
-    def _evaluate(self, params) -> float:
+    def _evaluate(self, params, model_state) -> float:
         config = self.config
         if self.mesh is not None:
-            params = _parallel.put_replicated(params, self.mesh)
+            params, model_state = _parallel.put_replicated((params, model_state), self.mesh)
         return float(
-            _compile.run(_engine.evaluate, config.step, config.data, config.eval_rows, params, ())
+            _compile.run(
+                _engine.evaluate, config.step, config.data, config.eval_rows, params, model_state
+            )
         )
 
 

@@ -6,8 +6,10 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jgd import _modules
 from jgd._instruments import NoiseScale, Series, Sharpness, series
 from jgd._result import FitResult, verdict
 
@@ -87,10 +89,15 @@ class SweepResult:
             return None if tree is None else jax.tree.map(lambda x: x[i], tree)
 
         at = int(self.diverged_at[i])
+        state = pick(self.state)
+        model = None
+        if isinstance(state.model_state, _modules.CARRIED):  # a new module, run i's
+            model = _modules.merge(state.params, state.model_state)
         return FitResult(
             params=pick(self.params),
             opt_state=pick(self.opt_state),
-            state=pick(self.state),
+            state=state,
+            model=model,
             losses=self.losses[i],
             grad_norms=pick(self.grad_norms),
             diverged=bool(self.diverged[i]),
@@ -150,13 +157,23 @@ def sweep_result(
     )
 
 
+def _keys(x: Any) -> bool:
+    """Whether ``x`` holds typed PRNG keys (a module's RNG streams), which NumPy cannot hold."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def concatenate(results: list[SweepResult]) -> SweepResult:
     """Sweeps of one run length as one, runs in order (``sweep``'s groups of integer values)."""
 
     def cat(*xs):
         if xs[0] is None:
             return None
-        return jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *xs)
+
+        def join(*a):
+            return jnp.concatenate(a) if _keys(a[0]) else np.concatenate(a)
+
+        return jax.tree.map(join, *xs)
 
     def series_of(name):
         found = [getattr(r, name) for r in results]

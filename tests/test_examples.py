@@ -9,9 +9,9 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
-def run(name):
+def run(name, *args):
     out = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -51,3 +51,11 @@ def test_several_processes():
     lines = sorted(x for x in out.splitlines() if x.startswith("process "))
     assert len(lines) == 2 and "2 devices, 63 steps" in lines[0]
     assert lines[0].split(": ")[1] == lines[1].split(": ")[1]  # the same run in both
+
+
+def test_batchnorm_mnist():
+    shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    out = run("batchnorm_mnist.py", *([str(shared)] if shared.is_dir() else []))
+    accuracy = float(out.split("no dropout): ")[1])
+    assert accuracy > (0.9 if "MNIST" in out else 0.85), out
+    assert "running variance moved from 1" in out

@@ -172,10 +172,3 @@ def test_bad_modules_are_named():
 
     with pytest.raises(ValueError, match="assigned to an nnx.Param"):
         jgd.fit(loss, Mutating(nnx.Rngs(0)), (X, Y), optimizer=optax.sgd(0.1), epochs=1)
-    with pytest.raises(ValueError, match="sweep does not take an nnx.Module"):
-        jgd.sweep(loss, Net(nnx.Rngs(0)), (X, Y), optimizer=optax.sgd, learning_rate=[0.1])
-    with pytest.raises(ValueError, match="checkpoint_dir with an nnx.Module"):
-        jgd.fit(
-            loss, Net(nnx.Rngs(0)), (X, Y), optimizer=optax.sgd(0.1), checkpoint_dir="x",
-            checkpoint_every=1,
-        )  # fmt: skip

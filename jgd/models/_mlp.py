@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jgd import _errors
+from jgd import _errors, _modules
 
 
 def torch_uniform(fan_in: int) -> Callable:
@@ -116,8 +116,13 @@ def num_params(model: nnx.Module) -> int:
 def functional(model: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array], Any]:
     """The model's pure form: ``(apply, params)`` with ``apply(params, x) -> outputs``.
 
-    ``nnx.split`` separates the structure from the parameters; ``apply`` merges them again, which
-    costs only at trace time, so a compiled ``jgd.fit`` loop pays nothing for the module.
+    ``params`` are the module's ``nnx.Param``s; its other variables are constants of ``apply``
+    (merged in, never written). A module whose forward pass writes a variable (BatchNorm in
+    train mode updating its running statistics, Dropout drawing from its RNG stream) has no
+    such pure form: ``apply`` refuses it when traced, rather than drop what the pass wrote.
+    Train such a module itself (``jgd.fit(loss, model, ...)`` with ``loss(model, batch)``
+    carries its state), or take the pure form of an evaluation copy (``model.eval()``).
+    Merging costs only at trace time, so a compiled ``jgd.fit`` loop pays nothing for it.
 
     Examples:
       >>> from flax import nnx
@@ -127,12 +132,33 @@ def functional(model: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array]
       >>> apply(params, jnp.ones((5, 4))).shape
       (5, 2)
     """
-    graphdef, params = nnx.split(model)
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"model={_errors.describe(model)} is not an nnx.Module.")
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def apply(params: Any, x: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, params)(x)
+        module = nnx.merge(graphdef, params, rest, copy=True)
+        out = module(x)
+        written = nnx.split(module, nnx.Param, ...)[2]
+        for path, (now, was) in _pairs(written, rest):
+            if now is not was:
+                raise ValueError(
+                    f"the model's forward pass wrote model.{path}, a variable that is not an "
+                    "nnx.Param (BatchNorm's running statistics in train mode, Dropout's RNG "
+                    "count): jgd.models.functional would drop what it wrote. Train "
+                    "the module itself, jgd.fit(loss, model, ...) with loss(model, batch), or "
+                    "take the pure form of an evaluation copy (model.eval())."
+                )
+        return out
 
     return apply, params
+
+
+def _pairs(written: Any, before: Any):
+    flat = jax.tree_util.tree_flatten_with_path(written)[0]
+    old = jax.tree_util.tree_leaves(before)
+    for (path, now), was in zip(flat, old, strict=True):
+        yield _modules.path_name(path), (now, was)
 
 
 def classification_loss(apply: Callable[[Any, jax.Array], jax.Array]) -> Callable:
@@ -151,8 +177,38 @@ def classification_loss(apply: Callable[[Any, jax.Array], jax.Array]) -> Callabl
     return loss
 
 
-def accuracy(apply: Callable, params: Any, X: Any, y: Any, batch_size: int = 10_000) -> float:
-    """The fraction of examples whose arg-max output is the label."""
+def accuracy(model: Any, *args: Any, batch_size: int = 10_000) -> float:
+    """The fraction of examples whose arg-max output is the label, in eval mode.
+
+    ``accuracy(model, X, y)`` for an ``nnx.Module``: a copy of it in eval mode (BatchNorm on
+    its running statistics, no dropout; the module given is not changed).
+    ``accuracy(apply, params, X, y)`` for a pure form (``jgd.models.functional``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> import jgd
+      >>> model = jgd.models.MLP(4, 3, 2, rngs=nnx.Rngs(0))
+      >>> X, y = jnp.ones((6, 4)), jnp.zeros(6, int)
+      >>> apply, params = jgd.models.functional(model)
+      >>> jgd.models.accuracy(model, X, y) == jgd.models.accuracy(apply, params, X, y)
+      True
+    """
+    if isinstance(model, nnx.Module):
+        if len(args) != 2:
+            raise TypeError("accuracy(model, X, y) takes the examples and the labels.")
+        copy = nnx.clone(model)
+        copy.eval()
+        apply, params = functional(copy)
+        X, y = args
+    else:
+        if not callable(model) or len(args) != 3:
+            raise TypeError(
+                "accuracy takes (model, X, y) for an nnx.Module or (apply, params, X, y) for "
+                f"a pure form; got {_errors.describe(model)} and {len(args)} more arguments."
+            )
+        apply, (params, X, y) = model, args
+    batch_size = _errors.positive_int("batch_size", batch_size)
     correct = 0
     for start in range(0, len(y), batch_size):
         x, labels = (
