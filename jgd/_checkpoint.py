@@ -27,7 +27,13 @@ from jgd import io
 
 _MARKER = "jgd-run.json"  # marks a folder as one jgd run's, with its description
 _LOCK = ".jgd.lock"
-_FINGERPRINTED = {"optimizer", "start", "loss", "data", "order"}  # compared by fingerprint
+_FINGERPRINTED = {  # compared by digest: what a difference means
+    "program": "what the run computes differs (the loss, the optimizer, a schedule or a "
+    "recorder, or what one of them closes over)",
+    "start": "the starting params or state differ",
+    "data": "the data's values differ",
+    "order": "the order's rows differ",
+}
 
 
 class Checkpoints:
@@ -159,7 +165,7 @@ class Checkpoints:
         )
         if differ:
             details = "; ".join(
-                f"{k}: the values differ"
+                f"{k}: {_FINGERPRINTED[k]}"
                 if k in _FINGERPRINTED
                 else f"{k}: saved {saved.get(k)!r}, now {self.description.get(k)!r}"
                 for k in differ

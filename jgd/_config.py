@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgd import (
+    _agree,
     _batching,
     _engine,
     _errors,
@@ -75,6 +76,14 @@ class RunConfig:
             examples = chunk * self.plan.batch_size
         return Program(self.step, examples, self.plan.full_batch, chunk, self.recorders, self.mesh)
 
+    def digest(self) -> str:
+        """What the run computes, by the digest of its lowered program (``_engine.digest``),
+        lowered for chunks of one step: how a run is cut into chunks changes nothing."""
+        rows = None
+        if not self.plan.full_batch:
+            rows = jax.ShapeDtypeStruct((1, self.plan.batch_size), jnp.int32)
+        return _engine.digest(self.program(1), self.data, self.carry(), rows, self.context)
+
     def carry(self) -> Carry:
         """The run's first carry: its state and its recorders' first states."""
         records = _recorders.init(self.recorders, self.state.params, self.context)
@@ -93,7 +102,11 @@ def configure(
     options: RunOptions,
     stream: bool = False,
 ) -> RunConfig:
-    """Checks a run's arguments against each other and its data (see ``jgd.fit``)."""
+    """Checks a run's arguments against each other and its data (see ``jgd.fit``); several
+    processes first agree that they were given the same run (``_agree``)."""
+    _agree.agree(
+        "arguments", _agree.arguments(loss, params, data, optimizer, learning_rate, key, options)
+    )
     step = make_step(
         loss,
         optimizer,

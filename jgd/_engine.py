@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import re
 from typing import Any
 
 import jax
@@ -231,3 +233,31 @@ def run_many(static, params, model_state, hyperparams, keys, data, order, eval_r
         end.params, end.model_state
     )
     return starts, rows, runs, (initial, final)
+
+
+_SYMBOL = re.compile(r"@[\w$.\-]+")
+
+
+def digest(program: Program, data, carry: Carry, rows, context) -> str:
+    """What the run computes, as a digest of its lowered program (a checkpoint's identity).
+
+    The chunk program is lowered (traced, not compiled) on the arguments' shapes and printed
+    without debug info, its symbol names numbered in order: a comment, a renamed local or
+    function leaves it as it is, while a changed constant, attribute, closure, schedule or
+    optimizer changes it (closed-over arrays are constants of the program, printed by value).
+    The arguments' values (params, data) are not in it; a run's description holds them apart.
+    """
+    specs = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), (data, carry, rows, context)
+    )
+    data, carry, rows, context = specs
+    i32 = jax.ShapeDtypeStruct((), jnp.int32)
+
+    def fresh(*args):  # a new function: traced now, never a trace cached for an equal program
+        return run_chunk(program, *args)
+
+    lowered = jax.jit(fresh).lower(data, carry, rows, i32, i32, i32, context)
+    text = lowered.as_text(debug_info=False)
+    names: dict[str, str] = {}
+    text = _SYMBOL.sub(lambda m: names.setdefault(m.group(0), f"@f{len(names)}"), text)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-from jgd import _config, _parallel, _result, _stream
+from jgd import _agree, _config, _parallel, _result, _stream
 from jgd._driver import Driver, Progress
 from jgd._options import DriverOptions, RunOptions
 from jgd._result import FitResult
@@ -179,6 +179,8 @@ def fit(
         stream=stream,
     )
     plan = config.plan
+    if jax.process_count() > 1:  # the same program in every process, before the first step
+        _agree.agree("program", {"program": config.digest()})
     chunk, every = driver.schedule(plan.steps, plan.steps_per_epoch)
     if config.stream is not None:  # a chunk's block of examples stays under BLOCK_BYTES
         chunk = _stream.chunk_length(chunk, plan.batch_size, config.stream.row_bytes)

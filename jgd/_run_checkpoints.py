@@ -8,6 +8,7 @@ others receive the state it restores, so every process resumes at one step).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from jgd._checkpoint import Checkpoints
 from jgd._fingerprint import fingerprint
 from jgd._guard import Stop
 
-_FORMAT = 5  # the payload's layout and the description's; another format is another run
+_FORMAT = 6  # the payload's layout and the description's; another format is another run
 _REASONS = ("", "non-finite", "max_loss")
 _RECORDING = (
     "has_aux",
@@ -38,7 +39,9 @@ class RunCheckpoints:
         self.every, self.steps, self.mesh = every, config.plan.steps, config.mesh
         # several processes: process 0 writes and reads them; the state is replicated, and the
         # others receive what it restores
-        self.store = Checkpoints(directory, describe(config)) if jax.process_index() == 0 else None
+        self.store = None
+        if jax.process_index() == 0:
+            self.store = Checkpoints(directory, describe(config))
 
     def after_chunk(self, done: int, carry: Any, stop: Stop | None, outputs: list):
         """Saves when ``done`` is a multiple of ``every``, at the end, or at a stop."""
@@ -90,30 +93,47 @@ def _local(tree: Any) -> Any:
 
 
 def describe(config: Any) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed by this call: everything that changes the
-    result, the data and the loss by fingerprint (``_fingerprint``)."""
+    """What must match for a checkpoint to be resumed by this call: what the run computes (its
+    lowered program's digest: the loss, the optimizer, the recorders, whatever they close over),
+    its batch plan and options, and the values it starts from: the state and every row of the
+    data, by digest."""
     hyperparams = jax.tree_util.tree_map(float, config.optimizer.hyperparams)
     leaves = jax.tree_util.tree_leaves(config.state.params)
     step = config.step
     return {
         "format": _FORMAT,
         **config.plan.describe(),
-        "optimizer": fingerprint(config.optimizer.static),
+        "program": config.digest(),
         "hparams": repr(hyperparams),
         "key": np.asarray(config.key).tolist(),
         "first_step": config.first_step,
         "start": fingerprint(jax.device_get(config.state)),
-        "loss": fingerprint(step.loss),
-        "data": fingerprint(_local(config.data)),
+        "data": _data_digest(config),
         "mode": step.mode,
         "gradient options": dict(step.grad_options),
         "max_loss": config.options.max_loss,
         "guard": config.options.guard,
         **{name: getattr(config.options, name) for name in _RECORDING},
-        "recorders": [fingerprint(r) for r in config.options.recorders],
         "params": [[*np.shape(p), str(jnp.result_type(p))] for p in leaves],
         "model": _structure(config.state.params, config.state.model_state),
     }
+
+
+_BLOCK_ROWS = 8192  # streamed data is digested in blocks of rows, never held whole
+
+
+def _data_digest(config: Any) -> str:
+    """A digest of every row of the run's data: on the device, or (streamed) read from the host
+    in blocks, one pass over it."""
+    host = config.stream
+    if host is None:
+        return fingerprint(_local(config.data))
+    digest = hashlib.sha256()
+    for start in range(0, host.m, _BLOCK_ROWS):
+        rows = np.arange(start, min(start + _BLOCK_ROWS, host.m))
+        for leaf in jax.tree_util.tree_leaves(host.read(rows)):
+            digest.update(np.ascontiguousarray(leaf).tobytes())
+    return digest.hexdigest()
 
 
 def _structure(params: Any, model_state: Any) -> list:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from jgd.apps.torch_recipes import OPTIMIZERS, SCHEDULERS
 from jgd.bench import BENCHMARKS
 
+TOUR_SECTIONS = 11  # jgd.tour.SECTIONS (not imported here: the tour loads matplotlib)
+
 
 class UsageError(Exception):
     """A bad flag or argument value: one line, exit code 2."""
@@ -87,9 +89,9 @@ def parser() -> argparse.ArgumentParser:
         "--section",
         type=int,
         action="append",
-        choices=range(1, 10),
+        choices=range(1, TOUR_SECTIONS + 1),
         metavar="N",
-        help="run only section N (1-9); repeatable",
+        help=f"run only section N (1-{TOUR_SECTIONS}); repeatable (default: all)",
     )
     tour.add_argument("--out", default="jgd-tour", help="folder for the plots (default ./jgd-tour)")
     tour.add_argument("--no-plots", action="store_true", help="print the numbers only")
@@ -97,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
         "--mnist",
         type=_existing_dir,
         metavar="DIR",
-        help="MNIST IDX files for sections 8-9 (default: cache, else 8x8 digits)",
+        help="MNIST IDX files for sections 8-11 (default: the cache, else the 8x8 digits)",
     )
 
     train = sub.add_parser("train", help="the seeds' MLP on MNIST")
@@ -114,12 +116,21 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true")
     train.add_argument(
         "--coordinator",
+        type=_host_port,
         metavar="HOST:PORT",
         help="run as one of several processes (with "
         "--num-processes and --process-id): jax.distributed's coordinator, process 0's address",
     )
     train.add_argument("--num-processes", type=_int_in(1, 65_536))
     train.add_argument("--process-id", type=_int_in(0, 65_535))
+    train.add_argument(
+        "--process-timeout",
+        type=_int_in(1, 86_400),
+        default=120,
+        metavar="SECONDS",
+        help="how long a process waits for the others to join and to reach the run before it "
+        "stops naming the missing one (1-86400, default 120)",
+    )
 
     cmp = sub.add_parser("compare-torch", help="the same run in jgd and PyTorch, step for step")
     cmp.add_argument(
@@ -222,6 +233,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_port(text: str) -> str:
+    """``HOST:PORT`` for --coordinator: a host without spaces and a port in 1-65535."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or any(c.isspace() for c in host) or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:1234")
+    if not 1 <= int(port) <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must lie in 1-65535")
+    return text
+
+
 def _join(args: argparse.Namespace) -> None:
     """``jax.distributed.initialize`` from the flags, when this is one of several processes."""
     given = [args.coordinator, args.num_processes, args.process_id]
@@ -237,7 +258,13 @@ def _join(args: argparse.Namespace) -> None:
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives
-    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    os.environ["JGD_PROCESS_TIMEOUT"] = str(args.process_timeout)  # fit's wait for the others
+    jax.distributed.initialize(
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        initialization_timeout=args.process_timeout,
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def listing(folder):
     "change,differs",
     [
         (dict(data=(X * 2, Y)), "data"),
-        (dict(loss=lambda w, b: 2 * jnp.mean((b[0] @ w - b[1]) ** 2)), "loss"),
+        (dict(loss=lambda w, b: 2 * jnp.mean((b[0] @ w - b[1]) ** 2)), "program: what the run"),
         (dict(params=jnp.ones(2)), "start"),
         (dict(learning_rate=0.2), "hparams"),
         (dict(grad_norm=True), "grad_norm"),

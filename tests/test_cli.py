@@ -55,6 +55,14 @@ def test_train_resumes_from_its_checkpoints(tiny_mnist, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "r" / "model.npz")["fc1.weight"], first)
 
 
+def test_every_section_of_the_tour_can_be_chosen():
+    from jgd import tour
+
+    assert cli.TOUR_SECTIONS == len(tour.SECTIONS) == max(tour.SECTIONS)
+    args = cli.parser().parse_args(["tour", "--section", "10", "--section", "11"])
+    assert args.section == [10, 11]
+
+
 @pytest.mark.parametrize(
     "argv,match",
     [
@@ -65,6 +73,7 @@ def test_train_resumes_from_its_checkpoints(tiny_mnist, tmp_path, capsys):
         (["train", "--momentum", "1.5"], "--momentum"),
         (["compare-torch", "--data-dir", "/no/such/dir"], "does not exist"),
         (["compare-torch", "--steps", "abc"], "--steps"),
+        (["tour", "--section", "12"], "--section"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, match, capsys):

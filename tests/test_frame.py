@@ -106,7 +106,7 @@ def test_a_checkpoint_of_another_format_is_refused_naming_its_format(tmp_path):
     marker = pathlib.Path(tmp_path) / "jgd-run.json"
     saved = json.loads(marker.read_text())
     marker.write_text(json.dumps({**saved, "format": 4}))
-    with pytest.raises(ValueError, match="checkpoints of format 4.*reads format 5"):
+    with pytest.raises(ValueError, match="checkpoints of format 4.*reads format 6"):
         fit(checkpoint_dir=tmp_path, checkpoint_every=8)
 
 

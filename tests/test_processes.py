@@ -36,6 +36,22 @@ SCRIPT = textwrap.dedent(
     fit = lambda **kw: jgd.fit(p.loss, p.params, data, optimizer=optax.sgd, learning_rate=0.1,
                                mesh=mesh, **kw)
     out = {"devices": len(jax.devices()), "processes": jax.process_count()}
+    if job.startswith("disagree-") or job == "late":
+        try:
+            if job == "disagree-lr":
+                jgd.fit(p.loss, p.params, data, optimizer=optax.sgd, learning_rate=0.1 + pid,
+                        mesh=mesh, epochs=2)
+            elif job == "disagree-width":
+                q = jgd.problems.mlp("synthetic", width=12, hidden=16 + 8 * pid, examples=64)
+                jgd.fit(q.loss, q.params, data, optimizer=optax.sgd, learning_rate=0.1,
+                        mesh=mesh, epochs=2)
+            elif pid == 1:  # late: never reaches fit while the other waits
+                time.sleep(30)
+            else:
+                fit(epochs=2)
+        except (ValueError, jgd.ProcessLostError) as e:
+            print("ERROR", type(e).__name__, str(e), flush=True)
+            raise SystemExit(4)
     if job == "equal":
         order = np.random.default_rng(0).integers(0, 64, size=(12, 16))
         for name, kw in {"full": dict(epochs=10), "order": dict(order=order)}.items():
@@ -64,8 +80,8 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _start(job, folder, port):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+def _start(job, folder, port, env=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", **(env or {})}
     return [
         subprocess.Popen(
             [sys.executable, "-u", "-c", SCRIPT, str(pid), str(port), job, str(folder)],
@@ -133,6 +149,37 @@ def test_a_killed_process_ends_the_other_with_an_error_and_the_checkpoints_resum
         np.testing.assert_allclose(got["losses"], one.losses, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "job,match",
+    [
+        ("disagree-lr", "ValueError the processes of this run disagree on learning_rate"),
+        ("disagree-width", "ValueError the processes of this run disagree on params"),
+    ],
+)
+def test_processes_given_different_runs_stop_at_once_naming_the_difference(tmp_path, job, match):
+    procs = _start(job, tmp_path, _port())
+    started = time.monotonic()
+    outs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert time.monotonic() - started < 60
+    for proc, out in zip(procs, outs, strict=True):
+        assert proc.returncode == 4 and match in out, out[-2000:]
+        assert "process 0: " in out and "process 1: " in out
+
+
+def test_a_process_that_never_reaches_the_run_is_named_after_the_timeout(tmp_path):
+    first, second = _start("late", tmp_path, _port(), env={"JGD_PROCESS_TIMEOUT": "3"})
+    try:
+        out, _ = first.communicate(timeout=60)
+    finally:
+        second.kill()
+        second.communicate()
+    assert first.returncode == 4, out[-2000:]
+    assert (
+        "ProcessLostError process 0 of 2: process 1 did not reach this run's start within 3 s"
+        in out
+    )
+
+
 def test_jgd_train_as_two_processes_equals_one(tiny_mnist, tmp_path):
     from jgd import cli
 
@@ -165,6 +212,9 @@ def test_jgd_train_as_two_processes_equals_one(tiny_mnist, tmp_path):
             ["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
             "--process-id 2 is not below --num-processes 2",
         ),
+        (["--coordinator", "not a host"], "--coordinator: 'not a host' is not HOST:PORT"),
+        (["--coordinator", "h:99999"], "the port must lie in 1-65535"),
+        (["--process-timeout", "0"], "--process-timeout"),
     ],
 )
 def test_train_process_flags_are_checked(tiny_mnist, tmp_path, capsys, flags, match):
