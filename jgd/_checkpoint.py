@@ -45,7 +45,14 @@ class Checkpoints:
     """
 
     def __init__(self, directory: str | os.PathLike, description: dict[str, Any], keep: int = 2):
-        directory = os.path.abspath(os.fspath(directory))
+        if isinstance(directory, bytes):
+            directory = os.fsdecode(directory)
+        if not isinstance(directory, str | os.PathLike):
+            raise TypeError(
+                f"checkpoint_dir={directory!r} is not valid; expected a folder path (str or "
+                "pathlib.Path)."
+            )
+        directory = os.path.abspath(os.path.expanduser(os.fspath(directory)))
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as e:

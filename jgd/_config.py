@@ -104,9 +104,9 @@ def configure(
 ) -> RunConfig:
     """Checks a run's arguments against each other and its data (see ``jgd.fit``); several
     processes first agree that they were given the same run (``_agree``)."""
-    _agree.agree(
-        "arguments", _agree.arguments(loss, params, data, optimizer, learning_rate, key, options)
-    )
+    if jax.process_count() > 1:  # before any collective: one over unequal shapes aborts
+        parts = _agree.arguments(loss, params, data, optimizer, learning_rate, key, options)
+        _agree.agree("arguments", parts)
     step = make_step(
         loss,
         optimizer,
@@ -133,6 +133,8 @@ def configure(
     if host is None:
         _batching.check_finite(data)
     options.check_run(plan.steps, m)
+    first = int(given.step) if given is not None else 0
+    _optim.check_schedule_values(learning_rate, first, plan.steps)
     if (
         isinstance(model_state, _modules.CARRIED) and key is not None
     ):  # each run draws its own masks from one init

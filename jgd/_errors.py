@@ -48,7 +48,12 @@ def positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | No
 
 
 def positive_float(name: str, value: Any) -> float:
-    """Returns ``value`` as a float, raising ValueError unless it is finite and > 0."""
+    """Returns ``value`` as a float, raising ValueError unless it is finite and > 0 (a bool is
+    not a number here: ``max_loss=True`` would be 1.0)."""
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(
+            f"{name}={value!r} is not valid; expected a finite number > 0, not a bool."
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -188,6 +188,12 @@ def guard(steps: Callable, *, check: str = "full", max_loss: float | None = None
 
     def guarded(state: Any, xs: Any, count: Any = None):
         length = _blocks.leading_length(xs)
+        whole = isinstance(count, int | np.integer) and not isinstance(count, bool)
+        if count is not None and not (whole and 0 <= count <= length):
+            raise ValueError(
+                f"count={_errors.describe(count)} is not valid; expected an int from 0 to "
+                f"{length} (the steps in xs), or None for all of them."
+            )
         count = length if count is None else int(count)
         block = _Block(steps, replay, state, xs)
         new, metrics, stop = run(block, count, guard=check, max_loss=max_loss)

@@ -172,6 +172,38 @@ def check_learning_rate(value: Any) -> None:
         )
 
 
+def check_schedule_values(schedule: Any, first_step: int, steps: int) -> None:
+    """Raises when a schedule would train nothing or ascend: 0 at every step of the run, or
+    negative or not finite at one (0 at the first or the last step, warmup's and cosine's,
+    passes). Evaluated at the run's steps, on the device, once."""
+    if not callable(schedule):
+        return
+    try:
+        counts = jnp.arange(first_step - 1, first_step + steps, dtype=jnp.int32).at[0].set(0)
+        values = np.asarray(jax.jit(jax.vmap(schedule))(counts), np.float64)
+    except Exception:  # a schedule that cannot be vmapped: fit reports it when it runs
+        return
+    if values.shape != (steps + 1,):
+        return
+    rates = values[1:]
+    # rounding: optax's linear_schedule ends at -1.5e-9 from 0.1; values within 1e-6 of the
+    # schedule's scale (its largest magnitude, step 0's included) count as 0
+    tiny = 1e-6 * np.nanmax(np.abs(np.where(np.isfinite(values), values, 0.0)))
+    rates = np.where(np.abs(rates) <= tiny, 0.0, rates)
+    bad = np.flatnonzero(~np.isfinite(rates) | (rates < 0))
+    if bad.size:
+        at = int(bad[0])
+        raise ValueError(
+            f"learning_rate (a schedule) is {rates[at]:.3g} at step {first_step + at}; a rate "
+            "must be finite and >= 0 at every step (a negative one ascends the loss)."
+        )
+    if not rates.any():
+        raise ValueError(
+            f"learning_rate (a schedule) is 0 at every step of this run (steps {first_step} to "
+            f"{first_step + steps - 1}): nothing would be trained."
+        )
+
+
 def check_representable(hyperparams: dict[str, Any], dtype: Any) -> None:
     """Raises for a number that overflows ``dtype`` (1e39 in float32 would become inf)."""
     largest = float(jnp.finfo(dtype).max)
@@ -181,11 +213,17 @@ def check_representable(hyperparams: dict[str, Any], dtype: Any) -> None:
             not is_number(value) and not isinstance(value, int | float)
         ):
             continue
+        name = jax.tree_util.keystr(path, simple=True, separator=".")
         if abs(float(value)) > largest:
-            name = jax.tree_util.keystr(path, simple=True, separator=".")
             raise ValueError(
                 f"{name}={float(value):.3g} overflows {jnp.dtype(dtype).name} (largest "
                 f"{largest:.3g}), the params' dtype the optimizer computes in."
+            )
+        if float(value) != 0 and float(np.asarray(value, dtype)) == 0:
+            raise ValueError(
+                f"{name}={float(value):.3g} underflows {jnp.dtype(dtype).name}: it would be "
+                f"stored as 0.0 (smallest {float(jnp.finfo(dtype).smallest_subnormal):.3g}) and "
+                "change nothing. Use a larger value, or params of a wider dtype."
             )
 
 

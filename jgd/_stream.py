@@ -69,8 +69,19 @@ class HostData:
         self._check_file(i, leaf)
         try:
             block = np.asarray(leaf[rows])
-        except (OSError, ValueError, IndexError) as e:
-            raise OSError(f"reading examples from {self.name(i)} failed: {e}") from e
+        except (OSError, ValueError, IndexError, TypeError) as first:
+            # an h5py-style dataset takes increasing, distinct indices only: read those, reorder
+            unique, inverse = np.unique(rows, return_inverse=True)
+            try:
+                block = np.asarray(leaf[unique])[inverse]
+            except Exception:
+                raise OSError(f"reading examples from {self.name(i)} failed: {first}") from first
+        expected = (len(rows), *tuple(leaf.shape[1:]))
+        if block.shape != expected:
+            raise OSError(
+                f"{self.name(i)} returned an array of shape {block.shape} for {len(rows)} rows; "
+                f"expected {expected}: its indexing does not return the rows asked for."
+            )
         if np.issubdtype(block.dtype, np.inexact) and not np.isfinite(block).all():
             bad = int(rows[np.argwhere(~np.isfinite(block.reshape(len(rows), -1)))[0][0]])
             raise ValueError(f"{self.name(i)} holds a NaN or Inf in example {bad}.")

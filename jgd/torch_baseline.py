@@ -224,7 +224,8 @@ def _one_group(optimizer: Any, name: str) -> dict[str, Any]:
             f"{name} has {len(optimizer.param_groups)} param groups; to_optax replays one "
             "(per-parameter options are not supported)."
         )
-    if any(float(st.get("step", 0)) > 0 for st in optimizer.state.values()):
+    # SGD stores no "step": its momentum buffer (any state at all) says it has stepped
+    if any(float(st.get("step", 1)) > 0 for st in optimizer.state.values() if st):
         raise ValueError(f"{name} has already taken steps; pass a fresh optimizer to to_optax.")
     group = optimizer.param_groups[0]
     defaults = {

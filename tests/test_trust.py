@@ -1,0 +1,124 @@
+"""Numbers that would be silently wrong are refused at the boundary, naming the argument: schedules
+that train nothing or ascend, rates that underflow, a bool for max_loss, a guard count out of
+range, an optimizer that has stepped; paths given as bytes or with ~ work."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jgd
+
+bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # noqa: E731
+
+
+def fit(**kw):
+    options = dict(optimizer=optax.sgd, learning_rate=0.1, epochs=10)
+    return jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), **{**options, **kw})
+
+
+def test_a_schedule_zero_at_every_step_is_refused():
+    with pytest.raises(ValueError, match=r"is 0 at every step of this run \(steps 0 to 9\)"):
+        fit(learning_rate=optax.constant_schedule(0.0))
+
+
+def test_a_schedule_negative_at_a_step_is_refused_naming_the_step():
+    with pytest.raises(ValueError, match=r"learning_rate \(a schedule\) is -0.02 at step 6"):
+        fit(learning_rate=lambda count: 0.1 - 0.02 * count)
+
+
+def test_warmup_and_cosine_zero_at_the_ends_pass():
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 0.5, 3, 10, end_value=0.0)
+    result = fit(learning_rate=schedule)
+    assert abs(float(result.params) - 3.0) < abs(-2.0 - 3.0)
+
+
+def test_a_continued_run_checks_the_schedule_from_its_step():
+    schedule = optax.linear_schedule(0.1, 0.0, 10)  # 0 from step 10 on
+    first = fit(learning_rate=schedule)
+    with pytest.raises(ValueError, match=r"0 at every step of this run \(steps 10 to 14\)"):
+        jgd.fit(bowl, first.state, jnp.zeros(1), optimizer=optax.sgd, learning_rate=schedule,
+                epochs=5)  # fmt: skip
+
+
+def test_a_rate_that_underflows_the_params_dtype_is_refused():
+    with pytest.raises(ValueError, match="learning_rate=1e-08 underflows float16"):
+        jgd.fit(bowl, jnp.array(-2.0, jnp.float16), jnp.zeros(1), optimizer=optax.sgd,
+                learning_rate=1e-8, epochs=2)  # fmt: skip
+
+
+def test_max_loss_true_is_not_one():
+    with pytest.raises(ValueError, match="max_loss=True is not valid; .* not a bool"):
+        fit(max_loss=True)
+
+
+@pytest.mark.parametrize("count", [-1, 4, 1.5, True])
+def test_a_guard_count_out_of_range_is_refused(count):
+    steps = jgd.scan_steps(jgd.make_step(bowl, optax.sgd(0.1)))
+    guarded = jgd.guard(steps)
+    state = jgd.TrainState.create(jnp.array(-2.0), optax.sgd(0.1))
+    with pytest.raises(ValueError, match=r"count=.* is not valid; expected an int from 0 to 3"):
+        guarded(state, jnp.zeros((3, 1)), count)
+
+
+def test_checkpoint_dir_as_bytes_and_with_a_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    fit(checkpoint_dir="~/runs/a", checkpoint_every=5)
+    assert (tmp_path / "runs" / "a" / "jgd-run.json").exists()
+    fit(checkpoint_dir=str(tmp_path / "b").encode(), checkpoint_every=5)
+    assert (tmp_path / "b" / "jgd-run.json").exists()
+    with pytest.raises(TypeError, match="checkpoint_dir=3 is not valid; expected a folder path"):
+        fit(checkpoint_dir=3, checkpoint_every=5)
+
+
+def test_to_optax_refuses_an_sgd_that_has_stepped():
+    torch = pytest.importorskip("torch")
+    from jgd import torch_baseline
+
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    with pytest.raises(ValueError, match="has already taken steps"):
+        torch_baseline.to_optax(opt, steps=3)
+
+
+class IncreasingOnly:
+    """An h5py-style dataset: integer-array indexing with increasing, distinct indices only."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows)
+        if rows.ndim and np.any(np.diff(rows) <= 0):
+            raise TypeError("Indexing elements must be in increasing order")
+        return self.array[rows]
+
+
+class WrongRows(IncreasingOnly):
+    def __getitem__(self, rows):
+        return self.array[: max(len(np.atleast_1d(rows)) - 1, 0)]  # one row short
+
+
+def _stream_fit(X, y, **kw):
+    loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    return jgd.fit(loss, jnp.zeros(3), (X, y), optimizer=optax.sgd(0.05), batch_size=8,
+                   epochs=2, key=0, stream=True, **kw)  # fmt: skip
+
+
+def test_an_increasing_indices_only_dataset_streams_as_the_array_does():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], np.float32)
+    plain = _stream_fit(X, y)
+    wrapped = _stream_fit(IncreasingOnly(X), IncreasingOnly(y))
+    np.testing.assert_array_equal(wrapped.losses, plain.losses)
+
+
+def test_a_dataset_returning_other_rows_is_named():
+    X = np.ones((64, 3), np.float32)
+    with pytest.raises(OSError, match=r"data array 0 returned an array of shape \(\d+, 3\) for"):
+        _stream_fit(WrongRows(X), np.ones(64, np.float32))
