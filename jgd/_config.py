@@ -23,6 +23,7 @@ from jgd import (
     _optim,
     _parallel,
     _plans,
+    _rates,
     _recorders,
     _stream,
 )
@@ -124,7 +125,7 @@ def configure(
     _errors.finite_params("params", given.params if given else params)
     leaves = jax.tree_util.tree_leaves(given.params if given else params)
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
-    _optim.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
+    _rates.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
     host = _stream.HostData(data) if stream else None
     m = host.m if host else _batching.num_examples(data)
     plan = _plans.make(m, options.batch_size, options.epochs, options.order)
@@ -134,7 +135,7 @@ def configure(
         _batching.check_finite(data)
     options.check_run(plan.steps, m)
     first = int(given.step) if given is not None else 0
-    _optim.check_schedule_values(learning_rate, first, plan.steps)
+    _rates.check_schedule_values(learning_rate, first, plan.steps)
     if (
         isinstance(model_state, _modules.CARRIED) and key is not None
     ):  # each run draws its own masks from one init

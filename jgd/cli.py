@@ -13,6 +13,16 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from jgd.apps.flags import (
+    existing_dir,
+    fraction,
+    host_port,
+    int_in,
+    positive_float,
+    positive_int,
+)
+from jgd.apps.flags import seed as seed_type
+from jgd.apps.flags import shape as shape_type
 from jgd.apps.torch_recipes import OPTIMIZERS, SCHEDULERS
 from jgd.bench import BENCHMARKS
 
@@ -26,57 +36,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not argparse's usage block
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-INT32 = 2**31 - 1
-
-
-def _int_in(low: int, high: int):
-    """An argparse type: an integer in [low, high], else one line saying so."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is not >= {low}")
-        if value > high:
-            raise argparse.ArgumentTypeError(f"{value} is not <= {high:,}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_in(1, INT32)
-_seed = _int_in(-(2**31), INT32)  # JAX keeps 32 bits of a seed
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-def _positive_float(text: str) -> float:
-    value = _number(text)
-    if not 0 < value <= 3.4e38:  # float32's largest: the params' dtype
-        raise argparse.ArgumentTypeError(f"{value} is not a number in (0, 3.4e38]")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
-    return value
-
-
-def _existing_dir(text: str) -> str:
-    if not pathlib.Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} does not exist or is not a folder")
-    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,35 +56,35 @@ def parser() -> argparse.ArgumentParser:
     tour.add_argument("--no-plots", action="store_true", help="print the numbers only")
     tour.add_argument(
         "--mnist",
-        type=_existing_dir,
+        type=existing_dir,
         metavar="DIR",
         help="MNIST IDX files for sections 8-11 (default: the cache, else the 8x8 digits)",
     )
 
     train = sub.add_parser("train", help="the seeds' MLP on MNIST")
-    train.add_argument("--data-dir", type=_existing_dir, help="folder with the MNIST IDX files")
+    train.add_argument("--data-dir", type=existing_dir, help="folder with the MNIST IDX files")
     train.add_argument("--download", action="store_true", help="download MNIST into the cache")
-    train.add_argument("--epochs", type=_positive_int, default=5)
-    train.add_argument("--batch-size", type=_positive_int, default=64)
-    train.add_argument("--lr", type=_positive_float, default=0.1)
-    train.add_argument("--momentum", type=_fraction, default=0.0)
-    train.add_argument("--hidden", type=_int_in(1, 100_000), default=128)
-    train.add_argument("--seed", type=_seed, default=0)
+    train.add_argument("--epochs", type=positive_int, default=5)
+    train.add_argument("--batch-size", type=positive_int, default=64)
+    train.add_argument("--lr", type=positive_float, default=0.1)
+    train.add_argument("--momentum", type=fraction, default=0.0)
+    train.add_argument("--hidden", type=int_in(1, 100_000), default=128)
+    train.add_argument("--seed", type=seed_type, default=0)
     train.add_argument("--out", default="jgd-train", help="checkpoints and model.npz go here")
-    train.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
+    train.add_argument("--checkpoint-every", type=positive_int, help="steps (default: an epoch)")
     train.add_argument("--no-progress", action="store_true")
     train.add_argument(
         "--coordinator",
-        type=_host_port,
+        type=host_port,
         metavar="HOST:PORT",
         help="run as one of several processes (with "
         "--num-processes and --process-id): jax.distributed's coordinator, process 0's address",
     )
-    train.add_argument("--num-processes", type=_int_in(1, 65_536))
-    train.add_argument("--process-id", type=_int_in(0, 65_535))
+    train.add_argument("--num-processes", type=int_in(1, 65_536))
+    train.add_argument("--process-id", type=int_in(0, 65_535))
     train.add_argument(
         "--process-timeout",
-        type=_int_in(1, 86_400),
+        type=int_in(1, 86_400),
         default=120,
         metavar="SECONDS",
         help="how long a process waits for the others to join and to reach the run before it "
@@ -135,21 +94,21 @@ def parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare-torch", help="the same run in jgd and PyTorch, step for step")
     cmp.add_argument(
         "--data-dir",
-        type=_existing_dir,
+        type=existing_dir,
         help="MNIST IDX files (default: scikit-learn's 8x8 digits)",
     )
     cmp.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     cmp.add_argument(
         "--scheduler", choices=SCHEDULERS, default="none", help="stepped once per step"
     )
-    cmp.add_argument("--steps", type=_positive_int, default=500)
-    cmp.add_argument("--batch-size", type=_positive_int, default=64)
-    cmp.add_argument("--lr", type=_positive_float, default=0.01)
-    cmp.add_argument("--momentum", type=_fraction, default=0.0)
+    cmp.add_argument("--steps", type=positive_int, default=500)
+    cmp.add_argument("--batch-size", type=positive_int, default=64)
+    cmp.add_argument("--lr", type=positive_float, default=0.01)
+    cmp.add_argument("--momentum", type=fraction, default=0.0)
     cmp.add_argument("--nesterov", action="store_true")
-    cmp.add_argument("--hidden", type=_int_in(1, 100_000), default=128)
-    cmp.add_argument("--seed", type=_seed, default=0)
-    cmp.add_argument("--sample", type=_positive_int, default=10, help="steps shown side by side")
+    cmp.add_argument("--hidden", type=int_in(1, 100_000), default=128)
+    cmp.add_argument("--seed", type=seed_type, default=0)
+    cmp.add_argument("--sample", type=positive_int, default=10, help="steps shown side by side")
 
     bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
     bench.add_argument("name", choices=sorted(BENCHMARKS))
@@ -161,15 +120,12 @@ def parser() -> argparse.ArgumentParser:
         help="ad only: compare forward and reverse mode on your function (mypkg.mod:f or f.py:f)",
     )
     bench.add_argument(
-        "--input-shape", type=_shape, metavar="N[,M...]", help="with --function: its input's shape"
+        "--input-shape",
+        type=shape_type,
+        metavar="N[,M...]",
+        help="with --function: its input's shape",
     )
     return p
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    """An argparse type: a shape such as ``1000`` or ``32,32`` of positive integers."""
-    parse = _int_in(1, INT32)
-    return tuple(parse(part) for part in text.split(","))
 
 
 def _writable(folder: str, flag: str) -> pathlib.Path:
@@ -233,16 +189,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_port(text: str) -> str:
-    """``HOST:PORT`` for --coordinator: a host without spaces and a port in 1-65535."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or any(c.isspace() for c in host) or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:1234")
-    if not 1 <= int(port) <= 65_535:
-        raise argparse.ArgumentTypeError(f"{text!r}: the port must lie in 1-65535")
-    return text
-
-
 def _join(args: argparse.Namespace) -> None:
     """``jax.distributed.initialize`` from the flags, when this is one of several processes."""
     given = [args.coordinator, args.num_processes, args.process_id]
@@ -255,25 +201,33 @@ def _join(args: argparse.Namespace) -> None:
             f"jgd train: --process-id {args.process_id} is not below --num-processes "
             f"{args.num_processes}"
         )
-    import jax
+    from jgd.apps.processes import join
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives
-    os.environ["JGD_PROCESS_TIMEOUT"] = str(args.process_timeout)  # fit's wait for the others
-    jax.distributed.initialize(
-        args.coordinator,
-        args.num_processes,
-        args.process_id,
-        initialization_timeout=args.process_timeout,
-    )
+    join(args.coordinator, args.num_processes, args.process_id, args.process_timeout)
 
 
 def _compare(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from jgd.apps.compare import compare_torch, format_comparison
 
     names = ("optimizer", "scheduler", "steps", "batch_size", "lr", "momentum", "nesterov")
     names += ("hidden", "seed")
     result = compare_torch(args.data_dir, **_flags(args, *names))
     print(format_comparison(result, args.sample))
+    broken = {
+        side: int(np.flatnonzero(~np.isfinite(losses))[0])
+        for side, losses in (("jgd", result.jgd_losses), ("PyTorch", result.torch_losses))
+        if not np.isfinite(losses).all()
+    }
+    if broken:  # a NaN difference is no agreement: say so, and fail
+        where = ", ".join(f"{side} from step {step}" for side, step in broken.items())
+        print(
+            f"jgd compare-torch: the losses are not finite ({where}): the run diverged and the "
+            f"two sides cannot be compared; lower --lr (it is {args.lr:g}).",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

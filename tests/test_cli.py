@@ -103,6 +103,14 @@ def test_compare_torch_on_digits(capsys):
     assert rel < 1e-4
 
 
+def test_compare_torch_of_a_diverged_run_fails_saying_so(capsys):
+    pytest.importorskip("torch")
+    assert cli.main(["compare-torch", "--steps", "20", "--sample", "2", "--lr", "1e38"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "the losses are not finite (jgd from step" in err and "lower --lr" in err
+    assert "\n" not in err
+
+
 @pytest.mark.parametrize(
     "optimizer,scheduler", [("adam", "step"), ("rmsprop", "cosine"), ("adagrad", "inverse-time")]
 )

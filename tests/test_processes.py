@@ -217,6 +217,20 @@ def test_jgd_train_as_two_processes_equals_one(tiny_mnist, tmp_path):
         (["--process-timeout", "0"], "--process-timeout"),
     ],
 )
+def test_a_coordinator_port_in_use_is_named(tiny_mnist, tmp_path, capsys):
+    from jgd import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["train", "--data-dir", str(tiny_mnist), "--out", str(tmp_path), "--coordinator",
+                f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"]  # fmt: skip
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"port {port} is in use on this machine" in err and "\n" not in err
+
+
 def test_train_process_flags_are_checked(tiny_mnist, tmp_path, capsys, flags, match):
     from jgd import cli
 
