@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -16,16 +17,27 @@ from jgd._schedules import InverseTimeDecay
 _PYTREE_SCHEDULES = (InverseTimeDecay,)  # jgd's schedules: values, checked when made
 
 
+@functools.lru_cache(maxsize=32)  # one compile per schedule and run length, not per call
+def _values(schedule: Any, first_step: int, steps: int) -> np.ndarray | None:
+    """The schedule at step 0 and at the run's steps, or None when it cannot be vmapped."""
+    try:
+        counts = jnp.arange(first_step - 1, first_step + steps, dtype=jnp.int32).at[0].set(0)
+        return np.asarray(jax.jit(jax.vmap(schedule))(counts), np.float64)
+    except Exception:  # a schedule that cannot be vmapped: fit reports it when it runs
+        return None
+
+
 def check_schedule_values(schedule: Any, first_step: int, steps: int) -> None:
     """Raises when a schedule would train nothing or ascend: 0 at every step of the run, or
     negative or not finite at one (0 at the first or the last step, warmup's and cosine's,
     passes). Evaluated at the run's steps, on the device, once."""
-    if not callable(schedule):
-        return
+    if not callable(schedule) or isinstance(schedule, _PYTREE_SCHEDULES):
+        return  # jgd's schedules are values: checked when made, and compiled once for all
     try:
-        counts = jnp.arange(first_step - 1, first_step + steps, dtype=jnp.int32).at[0].set(0)
-        values = np.asarray(jax.jit(jax.vmap(schedule))(counts), np.float64)
-    except Exception:  # a schedule that cannot be vmapped: fit reports it when it runs
+        values = _values(schedule, first_step, steps)
+    except TypeError:  # an unhashable callable: evaluated without the cache
+        values = _values.__wrapped__(schedule, first_step, steps)
+    if values is None:
         return
     if values.shape != (steps + 1,):
         return

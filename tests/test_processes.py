@@ -204,19 +204,6 @@ def test_jgd_train_as_two_processes_equals_one(tiny_mnist, tmp_path):
         np.testing.assert_allclose(two[name], one[name], atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "flags,match",
-    [
-        (["--coordinator", "127.0.0.1:1"], "give --coordinator, --num-processes and --process-id"),
-        (
-            ["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
-            "--process-id 2 is not below --num-processes 2",
-        ),
-        (["--coordinator", "not a host"], "--coordinator: 'not a host' is not HOST:PORT"),
-        (["--coordinator", "h:99999"], "the port must lie in 1-65535"),
-        (["--process-timeout", "0"], "--process-timeout"),
-    ],
-)
 def test_a_coordinator_port_in_use_is_named(tiny_mnist, tmp_path, capsys):
     from jgd import cli
 
@@ -231,6 +218,19 @@ def test_a_coordinator_port_in_use_is_named(tiny_mnist, tmp_path, capsys):
     assert f"port {port} is in use on this machine" in err and "\n" not in err
 
 
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--coordinator", "127.0.0.1:1"], "give --coordinator, --num-processes and --process-id"),
+        (
+            ["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+            "--process-id 2 is not below --num-processes 2",
+        ),
+        (["--coordinator", "not a host"], "--coordinator: 'not a host' is not HOST:PORT"),
+        (["--coordinator", "h:99999"], "the port must lie in 1-65535"),
+        (["--process-timeout", "0"], "--process-timeout"),
+    ],
+)
 def test_train_process_flags_are_checked(tiny_mnist, tmp_path, capsys, flags, match):
     from jgd import cli
 
