@@ -75,14 +75,35 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
     loss, params = _modules.as_pure(loss, params)
     _errors.float_params("params", params)
     chunk = min(chunk_size, m)
-    total, sq = _sums(loss, params, jax.device_put(data), m, chunk)
+    data = jax.device_put(data)
+    total, sq = _sums(loss, params, data, m, chunk)
     mean = jax.tree_util.tree_map(lambda s: s / m, total)
+    _check_mean(loss, params, data, mean, float(sq) / m)
     grad_sq = float(optax.tree.norm(mean, squared=True))
     trace = max(float(sq) / m - grad_sq, 0.0)
     return NoiseScale(trace / max(grad_sq, np.finfo(np.float64).tiny), trace, grad_sq, m)
 
 
 _sums = functools.partial(jax.jit, static_argnums=(0, 3, 4))(lambda *a: sums(*a))
+_grad = functools.partial(jax.jit, static_argnums=0)(lambda loss, p, d: jax.grad(loss)(p, d))
+
+
+def _check_mean(loss: Any, params: Any, data: Any, mean: Any, mean_sq: float) -> None:
+    """Raises unless the mean of the per-example gradients is the batch gradient: the noise
+    scale's premise (a loss that centres by the batch's mean, or BatchNorm, breaks it, and the
+    variance it reports means nothing). Compared at the per-example gradients' scale, to
+    sqrt(eps) of the dtype: the rounding of summing them."""
+    batch = _grad(loss, params, data)
+    diff = float(optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, mean, batch)))
+    scale = max(float(optax.tree.norm(batch)), mean_sq**0.5, np.finfo(np.float64).tiny)
+    tolerance = float(jnp.finfo(jnp.result_type(*jax.tree.leaves(params))).eps) ** 0.5
+    if not diff <= tolerance * scale:
+        raise ValueError(
+            f"loss={_errors.describe(loss)} is not a mean of per-example losses here: the mean "
+            f"of its per-example gradients differs from its batch gradient by {diff / scale:.2g} "
+            "(relative). The gradient noise scale needs loss(params, batch) = the mean over the "
+            "batch's examples of each one's loss (no batch statistics, no centring by the batch)."
+        )
 
 
 def simple(loss: Any, params: Any, data: Any, chunk_size: int = 256) -> jax.Array:

@@ -160,8 +160,12 @@ def test_the_analysis_tools_read_a_modules_state_and_never_write_it():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     bound = jgd.max_stable_learning_rate(loss, model, batch)
     assert float(bound.eigenvalue) > 0
-    noise = jgd.gradient_noise_scale(loss, model, (X, Y))
-    assert np.isfinite(float(noise))
+    with pytest.raises(ValueError, match="is not a mean of per-example losses here"):
+        jgd.gradient_noise_scale(loss, model, (X, Y))  # BatchNorm: a batch of one is not one
+    # of the batch's examples; in eval mode (running statistics) the premise holds
+    frozen = nnx.clone(model)
+    frozen.eval()
+    assert np.isfinite(float(jgd.gradient_noise_scale(loss, frozen, (X, Y))))
     _assert_same(nnx.state(model), before)
     run = jgd.fit(loss, model, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10],
                   sharpness_every=5, noise_scale_every=5)  # fmt: skip

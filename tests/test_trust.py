@@ -122,3 +122,18 @@ def test_a_dataset_returning_other_rows_is_named():
     X = np.ones((64, 3), np.float32)
     with pytest.raises(OSError, match=r"data array 0 returned an array of shape \(\d+, 3\) for"):
         _stream_fit(WrongRows(X), np.ones(64, np.float32))
+
+
+def test_the_noise_scale_of_a_loss_that_is_not_a_mean_is_refused():
+    X = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -1.0, 2.0], np.float32)
+
+    def centred(w, batch):  # centres by the batch's mean: a batch of one is all zeros
+        x, t = batch
+        r = x @ w - t
+        return jnp.mean((r - jnp.mean(r)) ** 2)
+
+    with pytest.raises(ValueError, match="is not a mean of per-example losses here"):
+        jgd.gradient_noise_scale(centred, jnp.zeros(3), (X, y))
+    plain = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    assert float(jgd.gradient_noise_scale(plain, jnp.zeros(3), (X, y))) > 0
