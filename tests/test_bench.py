@@ -4,6 +4,7 @@ No timing is asserted here; speed claims live in benchmarks/README.md.
 """
 
 import json
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -80,6 +81,67 @@ def test_bench_ad_function_misuse_is_one_line_and_exit_2(argv, match, capsys, tm
     assert cli.main([*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and __import__("re").search(match, err), err
+
+
+_USER_FUNCTIONS = {
+    "raises": (
+        'raise RuntimeError("boom")\n',
+        r"cannot import .*RuntimeError: boom \(.*raises.py:1\)",
+    ),
+    "syntax": ("def f(x:\n", r"cannot import .*SyntaxError: .*syntax.py:1"),
+    "exits": ("import sys\nsys.exit(3)\n", r"cannot import .*SystemExit: 3"),
+    "arity": (
+        "import jax.numpy as jnp\ndef f(x, y):\n    return jnp.sum(x)\n",
+        r"calling it on one float32 array of shape \(3,\) raised TypeError: .*missing",
+    ),
+    "string": ('def f(x):\n    return "hello"\n', r"raised TypeError: .*str"),
+    "empty": ("def f(x):\n    return {}\n", r"returned dict with no arrays; it must return"),
+    "ints": (
+        "import jax.numpy as jnp\ndef f(x):\n    return jnp.round(x).astype(int)\n",
+        r"returned int32 array; it must return an array of floats",
+    ),
+    "numpy": (
+        "import numpy as np\ndef f(x):\n    return np.sum(np.asarray(x) ** 2)\n",
+        r"converts its input to a NumPy array; .*jax.numpy",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_USER_FUNCTIONS))
+def test_bench_ad_a_broken_user_function_is_one_line_and_exit_2(name, tmp_path, capsys):
+    source, match = _USER_FUNCTIONS[name]
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    argv = ["bench", "ad", "--function", f"{path}:f", "--input-shape", "3"]
+    code = cli.main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert __import__("re").search(match, err), err
+
+
+def test_bench_ad_a_shape_that_exhausts_memory_is_refused_before_running(tmp_path, capsys):
+    path = tmp_path / "big.py"
+    path.write_text("import jax.numpy as jnp\ndef f(x):\n    return jnp.tile(x, 100000)\n")
+    for shape, match in [
+        ("100000,100000,1000", r"--input-shape 100000,100000,1000: 10,000,000,000,000 float32"),
+        ("100000", r"--input-shape 100000: the Jacobian R\^100000 -> R\^10000000000 holds"),
+    ]:
+        argv = ["bench", "ad", "--function", f"{path}:f", "--input-shape", shape]
+        assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and __import__("re").search(match, err), err
+
+
+def test_bench_ad_a_file_named_like_a_standard_module_does_not_replace_it(tmp_path, capsys):
+    # json.py must not become `json` for the rest of the run: the results are written with json.
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "json.py").write_text("import jax.numpy as jnp\ndef f(x):\n    return x**2\n")
+    out = tmp_path / "out"
+    argv = ["bench", "ad", "--function", f"{folder / 'json.py'}:f", "--input-shape", "4"]
+    assert cli.main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert sys.modules["json"] is json and hasattr(json, "JSONEncoder")
+    assert json.loads((out / "ad_function.json").read_text())["what"] == "Jacobian of f: R^4 -> R^4"
 
 
 def test_timeit_blocks_and_reports_a_median():

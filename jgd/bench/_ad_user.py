@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
+import os
 import pathlib
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 import jgd
 from jgd.bench import _harness as hn
 
 
 def load(spec: str) -> Callable:
-    """The callable ``MODULE:NAME`` names; a ValueError naming what is wrong otherwise."""
+    """The callable ``MODULE:NAME`` names; a ValueError naming what is wrong otherwise.
+
+    A file is imported under a private module name, so a file called like a standard module
+    (``json.py``) never replaces that module for the rest of the run (the results are written
+    with ``json``). An error raised while importing (a syntax error, an exception at import) comes
+    back as one line naming the file and the line.
+    """
     module_name, sep, name = spec.rpartition(":")
     if not sep or not module_name or not name:
         raise ValueError(f"--function {spec!r}: expected MODULE:NAME, e.g. mypkg.nets:f or f.py:f.")
@@ -27,24 +37,106 @@ def load(spec: str) -> Callable:
             path = pathlib.Path(module_name)
             if not path.is_file():
                 raise ValueError(f"--function {spec!r}: no file {module_name}.")
-            found = importlib.util.spec_from_file_location(path.stem, path)
+            private = f"_jgd_user_function_{abs(hash(str(path.resolve())))}"
+            found = importlib.util.spec_from_file_location(private, path)
             module = importlib.util.module_from_spec(found)
-            sys.modules[path.stem] = module
+            sys.modules[private] = module  # dataclasses and pickling look a module up by name
             found.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"--function {spec!r}: cannot import {module_name} ({error}).") from None
+    except ValueError:
+        raise
+    except (Exception, SystemExit) as error:  # anything the user's module raises at import
+        raise ValueError(
+            f"--function {spec!r}: cannot import {module_name}: {_where(error)}"
+        ) from None
     f = getattr(module, name, None)
     if not callable(f):
         raise ValueError(f"--function {spec!r}: {module_name} has no function {name}.")
     return f
 
 
+def _where(error: BaseException) -> str:
+    """``Type: first line (file:line)`` for an exception raised in the user's code."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, SyntaxError):
+        return f"SyntaxError: {error.msg} ({error.filename}:{error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    user = [fr for fr in frames if "/jgd/" not in fr.filename and "/jax/" not in fr.filename]
+    place = f" ({user[-1].filename}:{user[-1].lineno})" if user else ""
+    return f"{type(error).__name__}: {text[:300]}{place}"
+
+
+# A Jacobian larger than this share of the machine's memory is refused before anything runs:
+# forward mode builds it column by column and reverse mode row by row, both hold all of it.
+_MEMORY_SHARE = 0.5
+
+
+def check(f: Callable, spec: str, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Traces ``f`` once on the shape (nothing runs) and returns ``(n, m)`` of its Jacobian.
+
+    Raises:
+      ValueError: naming ``--function`` or ``--input-shape`` when ``f`` cannot be called on one
+        array of that shape, is written with NumPy instead of ``jax.numpy``, returns something
+        that is not an array of floats, or its Jacobian would not fit in memory.
+    """
+    n = math.prod(input_shape)
+    budget = _MEMORY_SHARE * _physical_memory()
+    if 4 * n > budget:
+        raise ValueError(
+            f"--input-shape {','.join(map(str, input_shape))}: {n:,} float32 inputs "
+            f"({4 * n / 2**30:.1f} GiB) do not fit in {budget / 2**30:.1f} GiB "
+            f"(half this machine's memory)."
+        )
+    x = jax.ShapeDtypeStruct(input_shape, jnp.float32)
+    try:
+        out = jax.eval_shape(f, x)
+    except jax.errors.TracerArrayConversionError:
+        raise ValueError(
+            f"--function {spec!r} converts its input to a NumPy array; jgd differentiates it "
+            "with JAX, so write it with jax.numpy (import jax.numpy as jnp) instead of numpy."
+        ) from None
+    except Exception as error:
+        raise ValueError(
+            f"--function {spec!r}: calling it on one float32 array of shape {input_shape} "
+            f"raised {_where(error)}"
+        ) from None
+    leaves = jax.tree_util.tree_leaves(out)
+    bad = [leaf for leaf in leaves if not jnp.issubdtype(leaf.dtype, jnp.inexact)]
+    if not leaves or bad:
+        raise ValueError(
+            f"--function {spec!r} returned {_describe(out)}; it must return an array of floats "
+            "(or a pytree of them) to be differentiated."
+        )
+    m = sum(math.prod(leaf.shape) for leaf in leaves)
+    if 4 * n * m > budget:
+        raise ValueError(
+            f"--input-shape {','.join(map(str, input_shape))}: the Jacobian R^{n} -> R^{m} holds "
+            f"{n * m:,} numbers ({4 * n * m / 2**30:.1f} GiB), more than {budget / 2**30:.1f} GiB "
+            "(half this machine's memory); choose a smaller shape."
+        )
+    return n, m
+
+
+def _describe(out: Any) -> str:
+    leaves = jax.tree_util.tree_leaves(out)
+    if not leaves:
+        return f"{type(out).__name__} with no arrays"
+    return ", ".join(sorted({f"{leaf.dtype} array" for leaf in leaves}))
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a laptop's 8 GiB
+        return 8 * 2**30
+
+
 def run(function: str, input_shape: tuple[int, ...] | None, out: str) -> dict[str, Any]:
     if not input_shape:
         raise ValueError("--function needs --input-shape, e.g. --input-shape 1000 or 32,32.")
     f = load(function)
+    check(f, function, input_shape)
     x = jax.random.normal(jax.random.key(0), input_shape)
     report = jgd.compare_modes(f, x)
     print(report)
