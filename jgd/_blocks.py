@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 from jgd import _batching, _errors, _parallel
 
@@ -46,6 +47,7 @@ class Gather:
                 f"rows has shape {rows.shape}; expected a 1-D int array of example indices (one "
                 "batch). For K steps at once, use jgd.scan_steps with rows of shape (K, B)."
             )
+        rows = in_range(rows, self.num_examples)
         batch = _parallel.shard_batch(_batching.gather(data, rows), self.mesh)
         return self.step(state, batch)
 
@@ -70,6 +72,28 @@ class Gather:
                 _batching.check_rows(rows, self.num_examples)  # raises, naming the index
         else:
             _batching.check_rows(rows, self.num_examples)
+
+
+def in_range(rows: jax.Array, num_examples: int) -> jax.Array:
+    """``rows`` with every index outside ``0..num_examples - 1`` sent past the end.
+
+    Traced rows (on the device, or inside your ``jax.jit``) cannot be read without stopping the
+    program, so they are not refused there; instead a row out of range gathers NaN (float arrays;
+    int arrays the dtype's lowest value), making the loss NaN, never another example's value. A
+    negative row would otherwise pick example ``num_examples - k``, as NumPy indexing does, which a
+    NumPy array of the same rows is refused for. Under ``jax.experimental.checkify.checkify`` the
+    step raises instead, naming the row (``checkify.debug_check``: free without ``checkify``).
+    """
+    ok = (rows >= 0) & (rows < num_examples)
+    first = jnp.argmin(ok)
+    checkify.debug_check(
+        jnp.all(ok),
+        f"with_data: rows[{{i}}] = {{row}} is outside 0..{num_examples - 1}, the examples of "
+        "the data",
+        i=first,
+        row=rows[first],
+    )
+    return jnp.where(ok, rows, num_examples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +177,16 @@ def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
     Raises:
       ValueError, TypeError: for data that is not a pytree of arrays with one leading example
         axis; at the call, for ``rows`` that are not 1-D ints, or (host arrays) out of range.
+
+    Which row checks run where: ``rows`` given as a NumPy array or a list is checked on the host
+    before the call (a ValueError naming the first bad index, at no device cost). ``rows`` on the
+    device, or traced inside your own ``jax.jit``, are checked in the program: a row outside
+    ``0..m - 1`` (negative ones too) gathers NaN, so the loss and the params become NaN rather
+    than silently using another example; to get an error naming the row there, run the step under
+    ``checkify.checkify`` (``from jax.experimental import checkify``)::
+
+        err, (state, metrics) = checkify.checkify(jax.jit(my_loop))(state, rows)
+        err.throw()  # JaxRuntimeError: with_data: rows[3] = -1 is outside 0..99, ...
 
     Examples:
       >>> import jax.numpy as jnp, numpy as np, optax, jgd

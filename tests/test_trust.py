@@ -4,6 +4,7 @@ range, an optimizer that has stepped; paths given as bytes or with ~ work."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -137,3 +138,38 @@ def test_the_noise_scale_of_a_loss_that_is_not_a_mean_is_refused():
         jgd.gradient_noise_scale(centred, jnp.zeros(3), (X, y))
     plain = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
     assert float(jgd.gradient_noise_scale(plain, jnp.zeros(3), (X, y))) > 0
+
+
+def _data_step():
+    X, y = np.arange(8.0)[:, None], 3 * np.arange(8.0)
+    loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    step = jgd.with_data(jgd.make_step(loss, optax.sgd(0.01)), (X, y))
+    return step, jgd.TrainState.create(jnp.zeros(1), optax.sgd(0.01))
+
+
+def test_negative_rows_on_the_device_never_use_another_example():
+    step, state = _data_step()
+    with pytest.raises(ValueError, match="rows"):
+        step(state, np.array([0, -1]))  # on the host: refused before the call
+    _, metrics = step(state, jnp.array([0, -1]))  # on the device: NaN, not example 7's 220.5
+    assert np.isnan(float(metrics["loss"]))
+    _, metrics = step(state, jnp.array([0, 7]))
+    assert float(metrics["loss"]) == pytest.approx(220.5)
+
+
+def test_rows_out_of_range_inside_a_users_jit_are_nan_and_checkify_names_them():
+    from jax.experimental import checkify
+
+    step, state = _data_step()
+    loop = jax.jit(lambda s, rows: jgd.scan_steps(step)(s, rows))
+    rows = jnp.array([[0, 1], [2, 9]])
+    losses = loop(state, rows)[1]["loss"]
+    assert np.isfinite(losses[0]) and np.isnan(losses[1])
+    err, _ = checkify.checkify(loop)(state, rows)
+    with pytest.raises(checkify.JaxRuntimeError, match=r"rows\[1\] = 9 is outside 0..7"):
+        err.throw()
+    err, _ = checkify.checkify(step)(state, jnp.array([0, -3]))
+    assert "rows[1] = -3 is outside 0..7" in err.get()
+    err, (after, _) = checkify.checkify(loop)(state, jnp.array([[0, 1], [2, 7]]))
+    assert err.get() is None  # in range: no error, and the same numbers as without checkify
+    np.testing.assert_array_equal(after.params, loop(state, jnp.array([[0, 1], [2, 7]]))[0].params)
