@@ -8,6 +8,7 @@ lower module it belongs to), and nothing is traced before all passed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -20,6 +21,7 @@ from jgd import (
     _engine,
     _errors,
     _modules,
+    _noise,
     _optim,
     _parallel,
     _plans,
@@ -156,6 +158,8 @@ def configure(
         evaluated = np.arange(len(evaluated), dtype=np.int32)
     state, data = _place(state, data, plan, mesh)
     evaluated = jax.device_put(evaluated)
+    if options.noise_scale_every is not None:
+        _check_noise_premise(options.noise_scale_every, step, state, data, evaluated)
     recorders = options.run_recorders()
     context = _engine.probe(data, evaluated) if _recorders.uses_context(recorders) else Context()
     return RunConfig(
@@ -176,6 +180,21 @@ def configure(
 
 
 EVAL_EXAMPLES = 4096
+PREMISE_EXAMPLES = 64  # the noise scale's premise is the loss's form: a few examples show it
+
+
+def _check_noise_premise(every: int, step: Step, state: TrainState, data: Any, rows: Any) -> None:
+    """Before a run with ``noise_scale_every``: the loss is a mean of per-example losses (else
+    every record would be a number without meaning), checked once on a few probe examples."""
+    batch = _batching.gather(data, rows[:PREMISE_EXAMPLES])
+    diff, scale = _premise(step, state.params, state.model_state, batch)
+    what = f"noise_scale_every={every} was given, but loss={_errors.describe(step.loss)}"
+    _noise.check_premise(what, diff, scale, state.params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _premise(step: Step, params: Any, model_state: Any, batch: Any) -> tuple:
+    return _noise.premise(lambda p, b: step.evaluate(p, model_state, b), params, batch)
 
 
 def eval_rows(m: int) -> np.ndarray:

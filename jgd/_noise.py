@@ -91,18 +91,35 @@ _grad = functools.partial(jax.jit, static_argnums=0)(lambda loss, p, d: jax.grad
 def _check_mean(loss: Any, params: Any, data: Any, mean: Any, mean_sq: float) -> None:
     """Raises unless the mean of the per-example gradients is the batch gradient: the noise
     scale's premise (a loss that centres by the batch's mean, or BatchNorm, breaks it, and the
-    variance it reports means nothing). Compared at the per-example gradients' scale, to
-    sqrt(eps) of the dtype: the rounding of summing them."""
+    variance it reports means nothing)."""
     batch = _grad(loss, params, data)
     diff = float(optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, mean, batch)))
-    scale = max(float(optax.tree.norm(batch)), mean_sq**0.5, np.finfo(np.float64).tiny)
+    scale = max(float(optax.tree.norm(batch)), mean_sq**0.5)
+    check_premise(f"loss={_errors.describe(loss)}", diff, scale, params)
+
+
+def premise(loss: Any, params: Any, data: Any) -> tuple[jax.Array, jax.Array]:
+    """``(|mean of per-example gradients - batch gradient|, their scale)`` of ``loss`` on
+    ``data``, traced (``fit(noise_scale_every=...)`` checks it once before its run)."""
+    m = int(np.shape(jax.tree_util.tree_leaves(data)[0])[0])
+    total, sq = sums(loss, params, data, m, m)
+    mean = jax.tree_util.tree_map(lambda s: s / m, total)
+    batch = jax.grad(loss)(params, data)
+    diff = optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, mean, batch))
+    return diff, jnp.maximum(optax.tree.norm(batch), jnp.sqrt(sq / m))
+
+
+def check_premise(what: str, diff: float, scale: float, params: Any) -> None:
+    """Raises when ``diff`` exceeds sqrt(eps) of the params' dtype at ``scale``: the rounding of
+    summing the per-example gradients (see ``premise``)."""
+    scale = max(float(scale), np.finfo(np.float64).tiny)
     tolerance = float(jnp.finfo(jnp.result_type(*jax.tree.leaves(params))).eps) ** 0.5
-    if not diff <= tolerance * scale:
+    if not float(diff) <= tolerance * scale:
         raise ValueError(
-            f"loss={_errors.describe(loss)} is not a mean of per-example losses here: the mean "
-            f"of its per-example gradients differs from its batch gradient by {diff / scale:.2g} "
-            "(relative). The gradient noise scale needs loss(params, batch) = the mean over the "
-            "batch's examples of each one's loss (no batch statistics, no centring by the batch)."
+            f"{what} is not a mean of per-example losses here: the mean of its per-example "
+            f"gradients differs from its batch gradient by {float(diff) / scale:.2g} (relative). "
+            "The gradient noise scale needs loss(params, batch) = the mean over the batch's "
+            "examples of each one's loss (no batch statistics, no centring by the batch)."
         )
 
 

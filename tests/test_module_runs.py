@@ -167,12 +167,17 @@ def test_the_analysis_tools_read_a_modules_state_and_never_write_it():
     frozen.eval()
     assert np.isfinite(float(jgd.gradient_noise_scale(loss, frozen, (X, Y))))
     _assert_same(nnx.state(model), before)
-    run = jgd.fit(loss, model, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10],
-                  sharpness_every=5, noise_scale_every=5)  # fmt: skip
-    assert np.all(np.isfinite(run.sharpness.values)) and np.all(np.isfinite(run.noise_scale.values))
-    plain = jgd.fit(loss, model, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10])
-    np.testing.assert_array_equal(run.losses, plain.losses)  # instruments write nothing
-    _assert_same(nnx.state(run.model), nnx.state(plain.model))
+    with pytest.raises(ValueError, match="noise_scale_every=5 was given, but loss=.* not a mean"):
+        jgd.fit(loss, model, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10],
+                noise_scale_every=5)  # fmt: skip
+    for net, instruments in [(model, {}), (frozen, {"noise_scale_every": 5})]:
+        run = jgd.fit(loss, net, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10],
+                      sharpness_every=5, **instruments)  # fmt: skip
+        assert np.all(np.isfinite(run.sharpness.values))
+        assert not instruments or np.all(np.isfinite(run.noise_scale.values))
+        plain = jgd.fit(loss, net, (X, Y), optimizer=optax.sgd(0.05), order=ORDER[:10])
+        np.testing.assert_array_equal(run.losses, plain.losses)  # instruments write nothing
+        _assert_same(nnx.state(run.model), nnx.state(plain.model))
 
 
 def test_the_pure_form_refuses_a_forward_pass_that_writes_and_accuracy_is_eval_mode():

@@ -173,3 +173,16 @@ def test_rows_out_of_range_inside_a_users_jit_are_nan_and_checkify_names_them():
     err, (after, _) = checkify.checkify(loop)(state, jnp.array([[0, 1], [2, 7]]))
     assert err.get() is None  # in range: no error, and the same numbers as without checkify
     np.testing.assert_array_equal(after.params, loop(state, jnp.array([[0, 1], [2, 7]]))[0].params)
+
+
+def test_noise_scale_every_checks_its_premise_before_the_run():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    y = X @ np.ones(3)
+    residual = lambda w, b: b[0] @ w - b[1]  # noqa: E731
+    mean = lambda w, b: jnp.mean(residual(w, b) ** 2)  # noqa: E731
+    centred = lambda w, b: jnp.mean((residual(w, b) - jnp.mean(residual(w, b))) ** 2)  # noqa: E731
+    kw = dict(optimizer=optax.sgd(0.01), batch_size=10, epochs=1, key=0, noise_scale_every=5)
+    with pytest.raises(ValueError, match=r"noise_scale_every=5 was given, but loss=.* not a mean"):
+        jgd.fit(centred, jnp.zeros(3), (X, y), **kw)
+    run = jgd.fit(mean, jnp.zeros(3), (X, y), **kw)
+    assert run.noise_scale.values.shape == (4,) and np.all(run.noise_scale.values > 0)
