@@ -10,11 +10,13 @@ warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import pathlib
 import shutil
+import threading
 import time
 import warnings
 from typing import Any
@@ -105,17 +107,56 @@ class Checkpoints:
         self._check_same_run(saved)
 
     def save(self, step: int, payload: Any) -> None:
-        """Writes ``payload`` (a pytree of arrays) as the checkpoint of ``step``; waits for it."""
+        """Writes ``payload`` (a pytree of arrays) as the checkpoint of ``step``; waits for it.
+
+        Raises:
+          OSError: naming ``checkpoint_dir``, the step and the last complete checkpoint, when the
+            write fails (a full disk, a folder made read-only); the partial write is removed.
+        """
         payload = jax.tree_util.tree_map(np.asarray, payload)
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(payload),
-                run=ocp.args.JsonSave(self.description),
-            ),
-            force=True,
+        self._reclaim()
+        try:
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(payload),
+                    run=ocp.args.JsonSave(self.description),
+                ),
+                force=True,
+            )
+            self._manager.wait_until_finished()
+        except Exception as e:  # orbax and tensorstore raise ValueError, OSError, ... for these
+            for partial in pathlib.Path(self.directory).glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)  # ours, and it may hold the space
+            raise _write_error(self.directory, step, self.last_step(), e) from None
+
+    def last_step(self) -> int | None:
+        """The newest complete checkpoint's step in the folder, or None."""
+        try:
+            self._manager.reload()
+            steps = self._manager.all_steps()
+        except Exception:
+            return None
+        return max(steps) if steps else None
+
+    def _reclaim(self) -> None:
+        """Writes the marker (and takes the lock) again when the folder was emptied, or removed,
+        while this run had it: its later checkpoints stay this run's, never a foreign folder."""
+        marker = pathlib.Path(self.directory) / _MARKER
+        if marker.exists():
+            return
+        warnings.warn(
+            f"checkpoint_dir={self.directory!r} was emptied while this run was writing to it; "
+            "its earlier checkpoints are gone, and it is marked as this run's again.",
+            RuntimeWarning,
+            stacklevel=4,
         )
-        self._manager.wait_until_finished()
+        os.makedirs(self.directory, exist_ok=True)
+        if not os.path.exists(os.path.join(self.directory, _LOCK)):
+            self._lock.close()
+            self._lock = _lock(self.directory)
+        io.write_text(marker, json.dumps(self.description, indent=1))
+        self._manager.reload()
 
     def restore_latest(self, template: Any) -> tuple[int, Any] | None:
         """``(step, payload)`` of the newest checkpoint that restores, or None when there is none.
@@ -187,6 +228,28 @@ class Checkpoints:
         self._lock.close()
 
 
+def _write_error(directory: str, step: int, last: int | None, error: Exception) -> OSError:
+    """One OSError naming the folder for a failed checkpoint write (orbax's own is 50 frames of
+    its background threads and names a temporary file)."""
+    text = str(error)
+    full = "No space left" in text or "os_error_code='28'" in text
+    if isinstance(error, OSError) and error.errno is not None:
+        code = error.errno
+    else:
+        code = errno.ENOSPC if full else errno.EIO
+    reason = "the disk is full" if code == errno.ENOSPC else os.strerror(code).lower()
+    if isinstance(error, OSError) and error.strerror and code != errno.ENOSPC:
+        reason = error.strerror.lower()
+    kept = (
+        f"the last complete checkpoint is step {last}" if last is not None else "none is complete"
+    )
+    return OSError(
+        code,
+        f"checkpoint_dir={directory!r}: writing the checkpoint of step {step} failed ({reason}); "
+        f"{kept}. Free space or choose another checkpoint_dir, then call again to resume",
+    )
+
+
 def _manager(directory: str, keep: int) -> Any:
     """orbax's manager; in a run of several processes, one that involves this process alone
     (process 0 writes the replicated state; orbax's handlers would wait for every process)."""
@@ -208,15 +271,42 @@ def _manager(directory: str, keep: int) -> Any:
     return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
-def _lock(directory: str) -> Any:
-    """An exclusive lock on ``directory`` for this process (released when it closes or dies)."""
-    handle = open(os.path.join(directory, _LOCK), "a+")  # noqa: SIM115 (held until close)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ValueError(
-            f"checkpoint_dir={directory!r} is in use by another process (a jgd run writing its "
-            "checkpoints there); wait for it to finish, or use another folder."
-        ) from None
-    return handle
+_HELD: dict[str, str] = {}  # folder -> the thread of this process whose run holds it
+_HELD_LOCK = threading.Lock()
+
+
+class _FolderLock:
+    """An exclusive lock on a folder: ``flock`` against other processes (released when the
+    process dies), and this process's own table against its other threads (``flock`` would tell
+    them "another process": one process's locks are shared by its threads)."""
+
+    def __init__(self, directory: str):
+        with _HELD_LOCK:
+            if directory in _HELD:
+                raise ValueError(
+                    f"checkpoint_dir={directory!r} is in use by another run in this process "
+                    f"(thread {_HELD[directory]!r}); give each concurrent run its own folder."
+                )
+            handle = open(os.path.join(directory, _LOCK), "a+")  # noqa: SIM115 (held until close)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise ValueError(
+                    f"checkpoint_dir={directory!r} is in use by another process (a jgd run "
+                    "writing its checkpoints there); wait for it to finish, or use another folder."
+                ) from None
+            _HELD[directory] = threading.current_thread().name
+        self.directory, self._handle = directory, handle
+
+    def close(self) -> None:
+        with _HELD_LOCK:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+                _HELD.pop(self.directory, None)
+
+
+def _lock(directory: str) -> _FolderLock:
+    """An exclusive lock on ``directory`` for this run (released when it closes or dies)."""
+    return _FolderLock(directory)

@@ -97,7 +97,7 @@ def test_a_second_writer_is_refused_at_once(tmp_path):
 
     def meanwhile(progress):
         if progress.step == 2:  # the first run holds the folder: a second one is refused
-            with pytest.raises(ValueError, match="in use by another process"):
+            with pytest.raises(ValueError, match="in use by another run in this process"):
                 fit(checkpoint_dir=tmp_path, checkpoint_every=2)
             seen.append("refused")
 

@@ -186,3 +186,94 @@ def test_noise_scale_every_checks_its_premise_before_the_run():
         jgd.fit(centred, jnp.zeros(3), (X, y), **kw)
     run = jgd.fit(mean, jnp.zeros(3), (X, y), **kw)
     assert run.noise_scale.values.shape == (4,) and np.all(run.noise_scale.values > 0)
+
+
+def _ck_problem():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    return loss, (X, X @ np.ones(3))
+
+
+def _ck_fit(folder, **kw):
+    loss, data = _ck_problem()
+    return jgd.fit(loss, jnp.zeros(3), data, optimizer=optax.adam(0.01), batch_size=4, epochs=3,
+                   key=0, checkpoint_dir=folder, checkpoint_every=10, **kw)  # fmt: skip
+
+
+def test_a_full_disk_names_checkpoint_dir_and_the_run_resumes(tmp_path, monkeypatch):
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    real, calls = ocp.CheckpointManager.save, []
+
+    def save(self, step, *args, **kwargs):  # what tensorstore raises on a full disk
+        calls.append(step)
+        if len(calls) == 2:
+            raise ValueError(
+                'RESOURCE_EXHAUSTED: Error writing "carry.0/0" in OCDBT database: Failed to write '
+                "65898 bytes to file 14: No space left on device [os_error_code='28']"
+            )
+        return real(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    folder = tmp_path / "run"
+    with pytest.raises(OSError) as caught:
+        _ck_fit(folder)
+    assert caught.value.errno == errno.ENOSPC
+    assert f"checkpoint_dir={str(folder)!r}: writing the checkpoint of step 20 failed (the disk " \
+        "is full); the last complete checkpoint is step 10" in str(caught.value)  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == [".jgd.lock", "10", "jgd-run.json"]
+    monkeypatch.setattr(ocp.CheckpointManager, "save", real)
+    resumed = _ck_fit(folder)
+    np.testing.assert_array_equal(resumed.params, _ck_fit(tmp_path / "whole").params)
+
+
+def test_a_folder_emptied_mid_run_keeps_the_runs_later_checkpoints(tmp_path):
+    import shutil
+
+    folder = tmp_path / "run"
+    emptied = []
+
+    def empty_once(progress):  # after the first checkpoint, someone empties the folder
+        if not emptied and (folder / "10").exists():
+            for p in folder.iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            emptied.append(True)
+
+    loss, data = _ck_problem()
+    with pytest.warns(RuntimeWarning, match="was emptied while this run was writing to it"):
+        first = jgd.fit(loss, jnp.zeros(3), data, optimizer=optax.adam(0.01), batch_size=4,
+                        epochs=3, key=0, checkpoint_dir=folder, checkpoint_every=10,
+                        callback=empty_once, report_every=5)  # fmt: skip
+    assert emptied and (folder / "jgd-run.json").exists() and (folder / "30").exists()
+    again = _ck_fit(folder)  # the same run: its own folder, resumed, not refused
+    np.testing.assert_array_equal(again.params, first.params)
+
+
+def test_two_threads_of_one_process_on_one_folder(tmp_path):
+    import threading
+
+    folder, answers = tmp_path / "run", []
+    started = threading.Event()
+
+    def hold():  # a run holding the folder while the other thread starts
+        from jgd import _checkpoint
+
+        c = _checkpoint.Checkpoints(folder, {"format": 0})
+        started.set()
+        done.wait(30)
+        c.close()
+
+    done = threading.Event()
+    holder = threading.Thread(target=hold, name="holder")
+    holder.start()
+    started.wait(30)
+    try:
+        _ck_fit(folder)
+    except ValueError as e:
+        answers.append(str(e))
+    done.set()
+    holder.join()
+    assert len(answers) == 1
+    assert "is in use by another run in this process (thread 'holder')" in answers[0]
