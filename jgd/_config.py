@@ -129,10 +129,12 @@ def configure(
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
     _rates.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
     host = _stream.HostData(data) if stream else None
+    if host is not None:
+        data = host.data  # torch tensors read as NumPy arrays
     m = host.m if host else _batching.num_examples(data)
     plan = _plans.make(m, options.batch_size, options.epochs, options.order)
     if plan.full_batch and host is not None:  # full batch: the data goes to the device once
-        host, data = None, jax.tree_util.tree_map(np.asarray, data)
+        host, data = None, host.read(np.arange(m))
     if host is None:
         _batching.check_finite(data)
     options.check_run(plan.steps, m)

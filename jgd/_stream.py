@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 BLOCK_BYTES = 64 * 2**20  # at most about this much of the data in one chunk's block
@@ -32,6 +33,8 @@ class HostData:
     def __init__(self, data: Any):
         self.data = data
         self.leaves, self.treedef = jax.tree_util.tree_flatten(data)
+        self.leaves = [TorchRows(x) if _is_torch(x) else x for x in self.leaves]
+        self.data = jax.tree_util.tree_unflatten(self.treedef, self.leaves)
         if not self.leaves:
             raise ValueError("data has no arrays; stream=True needs arrays of examples.")
         for i, leaf in enumerate(self.leaves):
@@ -41,7 +44,14 @@ class HostData:
                     f"data array {i} ({type(leaf).__name__}) cannot be streamed; stream=True "
                     "takes arrays with shape, dtype and integer-array indexing (a NumPy memmap)."
                 )
-            if not np.issubdtype(np.dtype(dtype), np.number):
+            try:
+                dtype = np.dtype(dtype)
+            except TypeError:
+                raise TypeError(
+                    f"data array {i} ({type(leaf).__name__}) has dtype {dtype!r}, which NumPy "
+                    "cannot read; stream=True takes arrays of NumPy dtypes (or torch tensors)."
+                ) from None
+            if not jnp.issubdtype(dtype, jnp.number):  # bfloat16 included
                 raise TypeError(f"data array {i} ({self.name(i)}) has dtype {dtype}, not numbers.")
         self.m = int(self.leaves[0].shape[0])
         for i, leaf in enumerate(self.leaves):
@@ -69,20 +79,22 @@ class HostData:
         self._check_file(i, leaf)
         try:
             block = np.asarray(leaf[rows])
-        except (OSError, ValueError, IndexError, TypeError) as first:
+        except Exception as first:  # any array-like's own error: named below, never raw
             # an h5py-style dataset takes increasing, distinct indices only: read those, reorder
             unique, inverse = np.unique(rows, return_inverse=True)
             try:
                 block = np.asarray(leaf[unique])[inverse]
             except Exception:
-                raise OSError(f"reading examples from {self.name(i)} failed: {first}") from first
+                raise OSError(
+                    f"reading examples from {self.name(i)} failed: {type(first).__name__}: {first}"
+                ) from first
         expected = (len(rows), *tuple(leaf.shape[1:]))
         if block.shape != expected:
             raise OSError(
                 f"{self.name(i)} returned an array of shape {block.shape} for {len(rows)} rows; "
                 f"expected {expected}: its indexing does not return the rows asked for."
             )
-        if np.issubdtype(block.dtype, np.inexact) and not np.isfinite(block).all():
+        if jnp.issubdtype(block.dtype, jnp.inexact) and not np.isfinite(block).all():
             bad = int(rows[np.argwhere(~np.isfinite(block.reshape(len(rows), -1)))[0][0]])
             raise ValueError(f"{self.name(i)} holds a NaN or Inf in example {bad}.")
         return block
@@ -102,6 +114,35 @@ class HostData:
                 f"{self.name(i)} holds {have:,} bytes but its shape {tuple(leaf.shape)} needs "
                 f"{need:,}: the file was truncated or the shape does not match it."
             )
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+class TorchRows:
+    """A torch tensor read by rows as NumPy arrays (detached, on the CPU): the shape, dtype and
+    integer-array indexing streaming needs. bfloat16 is read through ``ml_dtypes`` (NumPy has
+    none); only the rows asked for are copied off a GPU."""
+
+    def __init__(self, tensor: Any):
+        import torch  # only when a tensor was given: torch is optional
+
+        self.tensor, self._torch = tensor.detach(), torch
+        self.shape = tuple(tensor.shape)
+        self.dtype = self._numpy(self.tensor[:0]).dtype
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        index = self._torch.from_numpy(np.array(rows, dtype=np.int64)).to(self.tensor.device)
+        return self._numpy(self.tensor[index])
+
+    def _numpy(self, t: Any) -> np.ndarray:
+        t = t.cpu()
+        if t.dtype == self._torch.bfloat16:
+            import ml_dtypes
+
+            return t.view(self._torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return t.numpy()
 
 
 def chunk_length(chunk: int, batch_size: int, row_bytes: int) -> int:
@@ -126,7 +167,15 @@ class Prefetch:
         following = start + self.chunk
         if following < len(self.rows) and following not in self.pending:
             self.pending[following] = self.pool.submit(self._load, following)
-        return future.result(), self.local
+        try:
+            return future.result(), self.local
+        except (OSError, ValueError):  # ours: they name the array and the example
+            raise
+        except Exception as e:  # anything else the prefetch thread met, named here
+            raise OSError(
+                f"streaming the examples of steps {start}..{start + self.chunk - 1} failed: "
+                f"{type(e).__name__}: {e}"
+            ) from e
 
     def _load(self, start: int) -> Any:
         wanted = self.rows[start : start + self.chunk].reshape(-1)

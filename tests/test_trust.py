@@ -277,3 +277,41 @@ def test_two_threads_of_one_process_on_one_folder(tmp_path):
     holder.join()
     assert len(answers) == 1
     assert "is in use by another run in this process (thread 'holder')" in answers[0]
+
+
+def test_torch_tensors_stream_as_their_numpy_arrays_do():
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(300, 3, generator=g, requires_grad=True)  # a leaf of a torch graph
+    y = (X @ torch.ones(3)).detach()
+    kw = dict(optimizer=optax.sgd(0.01), batch_size=10, epochs=2, key=0)
+    loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    streamed = jgd.fit(loss, jnp.zeros(3), (X, y), stream=True, **kw)
+    in_memory = jgd.fit(loss, jnp.zeros(3), (X.detach().numpy(), y.numpy()), **kw)
+    np.testing.assert_array_equal(streamed.params, in_memory.params)
+    bf16 = jgd.fit(
+        lambda w, b: jnp.mean((b[0].astype(w.dtype) @ w - b[1]) ** 2),
+        jnp.zeros(3),
+        (X.detach().to(torch.bfloat16), y),
+        stream=True,
+        **kw,
+    )
+    assert np.all(np.isfinite(bf16.params))
+
+
+def test_a_dataset_failing_mid_run_is_named_not_raw():
+    X = np.random.default_rng(0).normal(size=(4000, 3)).astype(np.float32)
+
+    class Flaky:  # reads fine at first, then its storage goes away
+        shape, dtype, calls = X.shape, X.dtype, [0]
+
+        def __getitem__(self, rows):
+            self.calls[0] += 1
+            if self.calls[0] > 1:  # the probe is read here, the batches on the prefetch thread
+                raise KeyError("the storage went away")
+            return X[rows]
+
+    with pytest.raises(OSError, match=r"reading examples from data array 0 failed: KeyError"):
+        jgd.fit(lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2), jnp.zeros(3),
+                (Flaky(), X @ np.ones(3, np.float32)), stream=True, optimizer=optax.sgd(0.01),
+                batch_size=1, epochs=2, key=0)  # fmt: skip
