@@ -119,6 +119,8 @@ def configure(
         **options.gradient(),
     )
     spec = _optim.resolve(optimizer, learning_rate)
+    if not _modules.is_module(params):  # arrays on jax.make_mesh's Explicit axes: Auto labels
+        params = _parallel.auto_arrays(params)
     given = params if isinstance(params, TrainState) else None
     model_state = ()
     if _modules.is_module(params):  # its nnx.Params are trained; the rest is the model state
@@ -131,6 +133,8 @@ def configure(
     host = _stream.HostData(data) if stream else None
     if host is not None:
         data = host.data  # torch tensors read as NumPy arrays
+    else:
+        data = _parallel.auto_arrays(data)
     m = host.m if host else _batching.num_examples(data)
     plan = _plans.make(m, options.batch_size, options.epochs, options.order)
     if plan.full_batch and host is not None:  # full batch: the data goes to the device once

@@ -51,10 +51,39 @@ def auto(mesh: Any) -> Mesh:
       True
     """
     axis_of(mesh)
+    return _auto_twin(mesh)
+
+
+def _auto_twin(mesh: Any) -> Any:
     kind = jax.sharding.AxisType.Auto
     if all(t == kind for t in getattr(mesh, "axis_types", (kind,))):
         return mesh
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(kind,) * len(mesh.axis_names))
+
+
+def auto_arrays(tree: Any) -> Any:
+    """``tree`` with every array sharded on a mesh of Explicit (or Manual) axes re-labelled onto
+    that mesh's Auto twin (``auto``), without a copy: the same shards on the same devices.
+
+    A global array built on ``jax.make_mesh``'s mesh carries Explicit axes in its type, which the
+    Auto context jgd runs in refuses ("context mesh ... should match the aval mesh"); across
+    processes it cannot be ``device_put`` (not every shard is addressable), so it is rebuilt
+    from its own local shards (``jax.make_array_from_single_device_arrays``).
+    """
+
+    def relabel(leaf: Any) -> Any:
+        sharding = getattr(leaf, "sharding", None)
+        if not isinstance(leaf, jax.Array) or not isinstance(sharding, NamedSharding):
+            return leaf
+        twin = _auto_twin(sharding.mesh)
+        if twin is sharding.mesh or not isinstance(sharding.mesh, Mesh):
+            return leaf
+        shards = [shard.data for shard in leaf.addressable_shards]
+        return jax.make_array_from_single_device_arrays(
+            leaf.shape, NamedSharding(twin, sharding.spec), shards
+        )
+
+    return jax.tree_util.tree_map(relabel, tree)
 
 
 def within(mesh: Any) -> Any:

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     from jax.sharding import NamedSharding, PartitionSpec
     p = jgd.problems.mlp("synthetic", width=12, hidden=16, examples=64)
     X, y = p.data
-    mesh = jgd.data_mesh()
+    mesh = jax.make_mesh((2,), ("data",)) if job == "equal-make-mesh" else jgd.data_mesh()
     split = NamedSharding(mesh, PartitionSpec("data"))
     mine = slice(32 * pid, 32 * (pid + 1))  # this process's half of the examples
     data = tuple(jax.make_array_from_process_local_data(split, a[mine]) for a in (X, y))
@@ -52,7 +52,8 @@ SCRIPT = textwrap.dedent(
         except (ValueError, jgd.ProcessLostError) as e:
             print("ERROR", type(e).__name__, str(e), flush=True)
             raise SystemExit(4)
-    if job == "equal":
+    if job.startswith("equal"):
+        out["axis_types"] = [str(t) for t in getattr(mesh, "axis_types", ())]
         order = np.random.default_rng(0).integers(0, 64, size=(12, 16))
         for name, kw in {"full": dict(epochs=10), "order": dict(order=order)}.items():
             r = fit(**kw)
@@ -106,11 +107,14 @@ def _one_process(**kw):
     return jgd.fit(p.loss, p.params, p.data, optimizer=optax.sgd, learning_rate=0.1, **kw)
 
 
-def test_two_processes_equal_one(tmp_path):
-    results = [_result(proc) for proc in _start("equal", tmp_path, _port())]
+@pytest.mark.parametrize("job", ["equal", "equal-make-mesh"])
+def test_two_processes_equal_one(tmp_path, job):
+    # equal-make-mesh: global arrays on jax.make_mesh's mesh (Explicit axes) and fit(mesh=it)
+    results = [_result(proc) for proc in _start(job, tmp_path, _port())]
     order = np.random.default_rng(0).integers(0, 64, size=(12, 16))
     for got in results:
         assert got["devices"] == 2 and got["processes"] == 2
+        assert job == "equal" or got["axis_types"] == ["AxisType.Explicit"]
         for name, kw in {"full": dict(epochs=10), "order": dict(order=order)}.items():
             one = _one_process(**kw)
             np.testing.assert_allclose(got[name], one.losses, atol=1e-5)
