@@ -242,3 +242,54 @@ def test_train_process_flags_are_checked(tiny_mnist, tmp_path, capsys, flags, ma
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and "\n" not in err
+
+
+def _train_processes(tiny_mnist, tmp_path, ids, counts):
+    port = _port()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jgd.cli",
+                "train",
+                "--data-dir",
+                str(tiny_mnist),
+                "--out",
+                str(tmp_path / f"p{j}"),
+                "--no-progress",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                str(n),
+                "--process-id",
+                str(i),
+                "--process-timeout",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""},
+        )
+        for j, (i, n) in enumerate(zip(ids, counts, strict=True))
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    return [
+        (p.returncode, out.strip().splitlines()[-1]) for p, out in zip(procs, outs, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    "ids, counts, match",
+    [
+        ((0, 1, 1), (3, 3, 3), "two processes were given --process-id 1; give each its own"),
+        ((0, 1), (2, 3), "process 1 was given --num-processes 3, process 0 --num-processes 2"),
+    ],
+)
+def test_processes_with_one_id_or_other_counts_are_named_before_joining(
+    tiny_mnist, tmp_path, ids, counts, match
+):
+    # jax's coordination service would abort every process (SIGABRT) on a duplicate id
+    for code, last in _train_processes(tiny_mnist, tmp_path, ids, counts):
+        assert code == 2 and last.startswith("jgd: ") and match in last, last
