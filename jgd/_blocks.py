@@ -47,6 +47,10 @@ class Gather:
                 f"rows has shape {rows.shape}; expected a 1-D int array of example indices (one "
                 "batch). For K steps at once, use jgd.scan_steps with rows of shape (K, B)."
             )
+        if rows.shape[0] == 0:
+            raise ValueError(
+                "rows is empty (shape (0,)); a batch needs at least one example index."
+            )
         rows = in_range(rows, self.num_examples)
         batch = _parallel.shard_batch(_batching.gather(data, rows), self.mesh)
         return self.step(state, batch)
@@ -105,10 +109,34 @@ class Scan:
     def __call__(self, operands: Any, state: Any, xs: Any, count: Any = None):
         return loop(functools.partial(self.inner, operands), state, xs, count)
 
-    def check(self, xs: Any) -> None:
+    def check(self, xs: Any, count: Any = None) -> None:
+        if count is not None:
+            check_count(count, leading_length(xs))
         check = getattr(self.inner, "check", None)
         if check is not None:
             check(xs)
+
+
+def check_count(count: Any, length: int) -> None:
+    """``count`` of ``scan_steps``: an int from 0 to ``length``; an int array of shape () (its
+    value is not read on the host: a device value is clamped to 0..length in the program)."""
+    if isinstance(count, bool | np.bool_) or not (
+        isinstance(count, int | np.integer)
+        or (isinstance(count, jax.Array | np.ndarray) and np.shape(count) == ())
+    ):
+        raise TypeError(
+            f"count={_errors.describe(count)} is not valid; expected an int from 0 to {length} "
+            "(the steps of xs to run), or None for all."
+        )
+    if not jnp.issubdtype(jnp.result_type(count), jnp.integer):
+        raise TypeError(
+            f"count has dtype {jnp.result_type(count)}; expected an int from 0 to {length}."
+        )
+    if isinstance(count, int | np.integer) and not 0 <= int(count) <= length:
+        raise ValueError(
+            f"count={int(count)} is not valid; expected an int from 0 to {length} (xs holds "
+            f"{length} steps)."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +165,7 @@ class Bound:
 
     def __call__(self, state: Any, x: Any, *args: Any) -> tuple[Any, Any]:
         if self._check is not None:
-            self._check(x)
+            self._check(x, *args)
         with _parallel.within(_mesh_of(self.program)):
             return self._compiled(self.operands, state, x, *args)
 
@@ -218,6 +246,8 @@ def scan_steps(step: Callable) -> Callable:
     metrics come back stacked, with a leading axis of K. With ``count`` (an int, traced: any value
     reuses the program), only the first ``count`` steps run; the metrics of the others are NaN
     (0 for ints). That runs a short last block, or a prefix of one, with the same program.
+    A host ``count`` (a Python or NumPy int) must lie in 0..K; a device int array's value is not
+    read back, and is clamped to 0..K in the program.
 
     Args:
       step: ``step(state, x) -> (state, metrics)``: a ``jgd.make_step`` step (``xs`` then holds
@@ -263,6 +293,11 @@ def loop(step: Callable, state: Any, xs: Any, count: Any = None) -> tuple[Any, A
     records = jax.tree_util.tree_map(
         lambda s: jnp.full((length, *s.shape), _blank(s.dtype)), shapes
     )
+    if np.shape(count) != () or not jnp.issubdtype(jnp.result_type(count), jnp.integer):
+        raise TypeError(
+            f"count has shape {np.shape(count)} and dtype {jnp.result_type(count)}; expected an "
+            f"int from 0 to {length}."
+        )
     count = jnp.clip(jnp.asarray(count, jnp.int32), 0, length)
 
     def body(i, carry):

@@ -131,10 +131,8 @@ def configure(
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
     _rates.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
     host = _stream.HostData(data) if stream else None
-    if host is not None:
-        data = host.data  # torch tensors read as NumPy arrays
-    else:
-        data = _parallel.auto_arrays(data)
+    # streamed: torch tensors read as NumPy arrays; in memory: Explicit-axes arrays as Auto ones
+    data = host.data if host is not None else _parallel.auto_arrays(data)
     m = host.m if host else _batching.num_examples(data)
     plan = _plans.make(m, options.batch_size, options.epochs, options.order)
     if plan.full_batch and host is not None:  # full batch: the data goes to the device once

@@ -11,9 +11,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jgd import _errors, _modules
+from jgd._keys import as_key
 
 
 def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
@@ -40,7 +42,23 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
       [1.0, 4.0]
     """
     loss, params = _modules.as_pure(loss, params)
+    _check_like("vector", vector, params)
     return jax.jvp(lambda p: jax.grad(loss)(p, batch), (params,), (vector,))[1]
+
+
+def _check_like(name: str, vector: Any, params: Any) -> None:
+    """Raises unless ``vector`` has the structure, shapes and dtypes of ``params``."""
+    want, got = jax.tree_util.tree_structure(params), jax.tree_util.tree_structure(vector)
+    if want != got:
+        raise ValueError(f"{name} has structure {got}; it must be shaped like params: {want}.")
+    for (path, v), p in zip(
+        _errors.leaf_paths(vector), jax.tree_util.tree_leaves(params), strict=True
+    ):
+        if np.shape(v) != np.shape(p) or jnp.result_type(v) != jnp.result_type(p):
+            raise ValueError(
+                f"{name}{path} has shape {np.shape(v)} and dtype {jnp.result_type(v)}; the "
+                f"params there have shape {np.shape(p)} and dtype {jnp.result_type(p)}."
+            )
 
 
 class StabilityBound(NamedTuple):
@@ -89,8 +107,9 @@ def max_stable_learning_rate(
     tolerance = _errors.positive_float("tolerance", tolerance)
     loss, params = _modules.as_pure(loss, params)
     _errors.float_params("params", params)
+    _check_batch("batch", batch)
     flat, unravel = ravel_pytree(params)
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else as_key(key)
 
     def matvec(v):
         return ravel_pytree(hvp(loss, params, batch, unravel(v)))[0]
@@ -106,7 +125,25 @@ def max_stable_learning_rate(
         lambda: (dominant, jnp.zeros((), jnp.int32)),
     )
     lr = jnp.where(top > 0, 2.0 / jnp.where(top > 0, top, 1), jnp.inf)
+    lr = jnp.where(jnp.isnan(top), jnp.nan, lr)  # no curvature measured: no bound, not inf
+    if not isinstance(top, jax.core.Tracer) and bool(jnp.isnan(top)):
+        raise ValueError(
+            "max_stable_learning_rate: the Hessian's top eigenvalue is NaN at these params on "
+            "this batch (the loss or its curvature is not finite there: NaN in the data or the "
+            "params, or a loss undefined at this point), so there is no bound to give."
+        )
     return StabilityBound(lr, top, iters + more)
+
+
+def _check_batch(name: str, batch: Any) -> None:
+    """Raises when ``batch`` holds an array with no examples (a mean over none is NaN)."""
+    for path, leaf in _errors.leaf_paths(batch):
+        shape = np.shape(leaf)
+        if shape and shape[0] == 0:
+            raise ValueError(
+                f"{name}{path} has no examples (shape {shape}); the curvature of a loss over "
+                "no examples is not defined."
+            )
 
 
 def _shifted(matvec, v0, shift, max_iterations, tolerance):

@@ -216,10 +216,9 @@ def _per_leaf(loss, params, batch, options, directional):
     for i, leaf in enumerate(leaves):
         leaf = jnp.asarray(leaf)
 
-        def g(x, i=i):
-            return loss(
-                jax.tree_util.tree_unflatten(treedef, [*leaves[:i], x, *leaves[i + 1 :]]), batch
-            )
+        def g(x, i=i):  # jnp.asarray: a loss may return a Python number (a constant)
+            swapped = jax.tree_util.tree_unflatten(treedef, [*leaves[:i], x, *leaves[i + 1 :]])
+            return jnp.asarray(loss(swapped, batch))
 
         def one(j, g=g, leaf=leaf):
             return directional(g, leaf, j)
@@ -239,7 +238,7 @@ def _forward(loss, params, batch, key, options):
     def directional(g, leaf, j):
         return jax.jvp(g, (leaf,), (_basis(leaf, j),))[1]
 
-    return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
+    return jnp.asarray(loss(params, batch)), _per_leaf(loss, params, batch, options, directional)
 
 
 def _fd_step(options: _Options, leaf: jax.Array, j: jax.Array, power: float) -> jax.Array:
@@ -274,7 +273,7 @@ def _fd_central(loss, params, batch, key, options):
         diff = g(up.reshape(leaf.shape)) - g(down.reshape(leaf.shape))
         return diff / (up[j] - down[j]).astype(diff.dtype)
 
-    return loss(params, batch), _per_leaf(loss, params, batch, options, directional)
+    return jnp.asarray(loss(params, batch)), _per_leaf(loss, params, batch, options, directional)
 
 
 def _forward_gradient(loss, params, batch, key, options):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jgd import _errors, _timing
@@ -138,12 +139,21 @@ def compare_modes(
         raise ValueError(f"modes={modes!r} is one string; pass a tuple, e.g. modes=({modes!r},).")
     for mode in modes:
         _errors.one_of("modes[...]", mode, JACOBIAN_MODES)
+    if not modes:
+        raise ValueError(f"modes={modes!r} is empty; give at least one of {JACOBIAN_MODES}.")
     repeats = _errors.positive_int("repeats", repeats)
     if not args:
         raise TypeError("compare_modes needs the point to evaluate at: compare_modes(f, x, ...).")
+    _errors.float_params("the point (f's first argument)", args[0])
+    out = jax.eval_shape(f, *args)
+    if not all(jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in jax.tree_util.tree_leaves(out)):
+        kinds = sorted({str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(out)})
+        raise TypeError(
+            f"f returns {', '.join(kinds)} values; a Jacobian needs f to return floats (cast "
+            "with .astype(jnp.float32) if the integers are meant as numbers)."
+        )
     rows = tuple(_measure_or_skip(mode, jacobian(f, mode), args, repeats) for mode in modes)
     n = sum(np.size(x) for x in jax.tree_util.tree_leaves(args[0]))
-    out = jax.eval_shape(f, *args)
     m = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(out))
     return ModeComparison(rows, f"Jacobian of f: R^{n} -> R^{m}")
 

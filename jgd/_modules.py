@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jgd import _errors
@@ -113,6 +114,7 @@ def is_module(value: Any) -> bool:
 def split(model: Any) -> tuple[Any, ModelState | PureState]:
     """``(params, model_state)``: the model's params and everything else."""
     if isinstance(model, Stateful):
+        _check_stateful(model)
         count = jnp.asarray(model.count, jnp.int32)
         state = jax.tree_util.tree_map(jnp.asarray, model.state)
         return model.params, PureState(state, as_key(model.key), count)
@@ -124,6 +126,29 @@ def split(model: Any) -> tuple[Any, ModelState | PureState]:
             "layers do)."
         )
     return params, ModelState(graphdef, rest)
+
+
+def _check_stateful(model: Stateful) -> None:
+    """A ``Stateful``'s state holds arrays (or numbers) only, and its count is a step count."""
+    for path, leaf in _errors.leaf_paths(model.state):
+        kind = getattr(np.asarray(leaf) if not hasattr(leaf, "dtype") else leaf, "dtype", None)
+        if kind is None or not (jnp.issubdtype(kind, jnp.number) or jnp.issubdtype(kind, bool)):
+            raise TypeError(
+                f"Stateful.state{path}={_errors.describe(leaf)} is not valid; the state is "
+                "carried through the compiled run, so it holds arrays or numbers only (keep "
+                "strings and other Python values outside, e.g. in the loss's closure)."
+            )
+    count = model.count
+    if not isinstance(count, jax.core.Tracer) and (
+        isinstance(count, bool | np.bool_)
+        or np.shape(count) != ()
+        or not jnp.issubdtype(jnp.result_type(count), jnp.integer)
+        or not 0 <= int(count) < 2**31
+    ):
+        raise ValueError(
+            f"Stateful.count={_errors.describe(count)} is not valid; expected an int from 0 to "
+            "2**31 - 1 (the steps drawn from the model's RNG stream so far)."
+        )
 
 
 def merge(params: Any, model_state: ModelState | PureState) -> Any:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _errors, _modules
+from jgd import _batching, _errors, _modules
 
 
 class NoiseScale(NamedTuple):
@@ -74,6 +74,8 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
         )
     loss, params = _modules.as_pure(loss, params)
     _errors.float_params("params", params)
+    _errors.finite_params("params", params)  # else the premise check would blame the loss
+    _batching.check_finite(data)
     chunk = min(chunk_size, m)
     data = jax.device_put(data)
     total, sq = _sums(loss, params, data, m, chunk)

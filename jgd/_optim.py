@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
@@ -136,6 +137,7 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
         return Optimizer(optimizer, {}, "optax GradientTransformation")
     func, kwargs = factory_parts(optimizer)
     name = getattr(func, "__name__", repr(func))
+    _check_takes_rate(func, name)
     if learning_rate is None and need_rate:
         raise ValueError(
             f"learning_rate is required with optimizer={name}; give a number > 0 or a schedule, "
@@ -155,8 +157,43 @@ def resolve(optimizer: Any, learning_rate: Any, *, need_rate: bool = True) -> Op
             static.append((key, value))
     names = set(hyperparams) | ({"learning_rate"} if learning_rate is None else set())
     factory = Factory(func, tuple(static), tuple(sorted(names)))
+    if learning_rate is not None:
+        _check_makes_transformation(func, name, kwargs)
     described = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
     return Optimizer(factory, hyperparams, f"{name}({described})")
+
+
+def _check_takes_rate(func: Callable, name: str) -> None:
+    """A factory takes ``learning_rate`` (``optax.sgd(0.1).update`` or ``lambda: ...`` do not)."""
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: judged when it is called
+        return
+    if "learning_rate" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    ):
+        return
+    raise TypeError(
+        f"optimizer={name} takes no learning_rate argument ({list(parameters)}); expected an "
+        "optax factory such as optax.sgd (with learning_rate=), or a GradientTransformation "
+        "such as optax.sgd(0.1)."
+    )
+
+
+def _check_makes_transformation(func: Callable, name: str, kwargs: dict[str, Any]) -> None:
+    try:
+        made = func(**kwargs)
+    except TypeError as e:  # not a factory: a transformation's update, a function of others
+        raise TypeError(
+            f"optimizer={name} cannot be called as an optax factory with {sorted(kwargs)} "
+            f"({e}); expected a factory such as optax.sgd (with learning_rate=), or a "
+            "GradientTransformation such as optax.sgd(0.1)."
+        ) from None
+    if not (callable(getattr(made, "init", None)) and callable(getattr(made, "update", None))):
+        raise TypeError(
+            f"optimizer={name} returned {_errors.describe(made)}; an optax factory returns a "
+            "GradientTransformation (with init and update), e.g. optax.sgd."
+        )
 
 
 def check_learning_rate(value: Any) -> None:

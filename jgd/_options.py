@@ -162,6 +162,11 @@ class DriverOptions:
             )
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback={_errors.describe(self.callback)} is not callable.")
+        if isinstance(self.report_every, str) and self.report_every != "epoch":
+            raise ValueError(
+                f"report_every={self.report_every!r} is not valid; expected an integer >= 1 "
+                "(steps between reports) or 'epoch'."
+            )
         if self.report_every not in (None, "epoch"):
             _errors.positive_int("report_every", self.report_every)
         if self.checkpoint_every is not None:
@@ -170,6 +175,12 @@ class DriverOptions:
             raise ValueError(
                 "checkpoint_dir is set but checkpoint_every=None; give the number of "
                 "steps between checkpoints, e.g. checkpoint_every=100."
+            )
+        if self.checkpoint_dir is None and self.checkpoint_every is not None:
+            raise ValueError(
+                f"checkpoint_every={self.checkpoint_every} was given without checkpoint_dir, so "
+                "nothing would be saved; give checkpoint_dir='a folder', or leave "
+                "checkpoint_every=None."
             )
 
     @property

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jgd import _modules, _optim
+from jgd import _errors, _modules, _optim
 from jgd._keys import as_key
 
 
@@ -60,6 +60,7 @@ class TrainState(NamedTuple):
         model_state = ()
         if _modules.is_module(params):  # its nnx.Params are trained, the rest carried
             params, model_state = _modules.split(params)
+        _errors.float_params("params", params)  # else the error comes at the first step
         transformation = _optim.resolve(optimizer, learning_rate).transformation()
         opt_state = transformation.init(params)
         return cls(params, opt_state, jnp.zeros((), jnp.int32), as_key(key), model_state)

@@ -254,6 +254,13 @@ def _spread(mesh, stacked, keys):
 def _as_list(name: str, value: Any) -> list:
     if isinstance(value, str | bytes):
         raise ValueError(f"{name}={value!r} is not valid; expected numbers or schedules.")
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
+        value = np.asarray(value)  # a jnp array of rates, as a NumPy one
+    if isinstance(value, np.ndarray) and value.ndim > 1:
+        raise ValueError(
+            f"{name} has shape {value.shape}; expected a flat list of values, one per run "
+            "(other hyperparameters go in grid=, crossed with the rates)."
+        )
     values = list(value) if isinstance(value, Sequence | np.ndarray) else [value]
     if not values:
         raise ValueError(f"{name} is empty; give at least one value.")

@@ -81,7 +81,10 @@ def test_scan_steps_equals_single_steps_and_counts_a_prefix():
     for r in rows[:5]:
         five, _ = step(five, r)
     assert_trees_equal(counted, five)
-    assert int(steps(start, rows, 0)[0].step) == 0 and int(steps(start, rows, 99)[0].step) == 16
+    assert int(steps(start, rows, 0)[0].step) == 0
+    with pytest.raises(ValueError, match="count=99 is not valid; expected an int from 0 to 16"):
+        steps(start, rows, 99)  # a host int is checked
+    assert int(steps(start, rows, jnp.array(99))[0].step) == 16  # a device int: clamped
 
 
 def test_scan_steps_of_a_plain_step_scans_batches():

@@ -315,3 +315,159 @@ def test_a_dataset_failing_mid_run_is_named_not_raw():
         jgd.fit(lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2), jnp.zeros(3),
                 (Flaky(), X @ np.ones(3, np.float32)), stream=True, optimizer=optax.sgd(0.01),
                 batch_size=1, epochs=2, key=0)  # fmt: skip
+
+
+# Found by an outside probe of this session: each a boundary answer, asserted exactly.
+_Xp = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+_yp = _Xp @ np.ones(3, np.float32)
+_lossp = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+
+
+@pytest.mark.parametrize("mode", ["fd_central", "fd_forward", "forward", "reverse"])
+def test_a_loss_returning_a_python_constant_trains_nothing_in_every_mode(mode):
+    r = jgd.fit(lambda w, b: 1.5, jnp.zeros(3), (_Xp, _yp), optimizer=optax.sgd(0.1),
+                batch_size=4, epochs=1, key=0, mode=mode)  # fmt: skip
+    np.testing.assert_array_equal(r.params, np.zeros(3))
+    assert r.final_loss == 1.5
+
+
+@pytest.mark.parametrize(
+    "count, error, match",
+    [
+        ("2", TypeError, r"count='2' is not valid; expected an int from 0 to 4"),
+        (2.5, TypeError, r"count=2.5 is not valid"),
+        (True, TypeError, r"count=True is not valid"),
+        (jnp.array(2.0), TypeError, r"count has dtype float32; expected an int from 0 to 4"),
+        (jnp.array([1, 2]), TypeError, r"count=.* is not valid"),
+        (10, ValueError, r"count=10 is not valid; expected an int from 0 to 4 \(xs holds 4"),
+        (-1, ValueError, r"count=-1 is not valid"),
+    ],
+)
+def test_scan_steps_count_is_checked(count, error, match):
+    step, state = _data_step()
+    steps = jgd.scan_steps(step)
+    with pytest.raises(error, match=match):
+        steps(state, np.arange(8).reshape(4, 2), count)
+    assert int(steps(state, np.arange(8).reshape(4, 2), np.int64(3))[0].step) == 3
+
+
+def test_with_data_empty_rows_are_refused():
+    step, state = _data_step()
+    for rows in (np.zeros((0,), np.int32), jnp.zeros((0,), jnp.int32)):
+        with pytest.raises(ValueError, match=r"rows is empty \(shape \(0,\)\)"):
+            step(state, rows)
+
+
+def test_the_stability_bound_of_no_examples_or_nan_is_refused_not_inf():
+    with pytest.raises(ValueError, match=r"batch\[0\] has no examples \(shape \(0, 3\)\)"):
+        jgd.max_stable_learning_rate(_lossp, jnp.zeros(3), (_Xp[:0], _yp[:0]))
+    with pytest.raises(ValueError, match="top eigenvalue is NaN at these params"):
+        jgd.max_stable_learning_rate(_lossp, jnp.zeros(3), (_Xp * np.nan, _yp))
+    traced = jax.jit(lambda b: jgd.max_stable_learning_rate(_lossp, jnp.zeros(3), b))
+    assert np.isnan(traced((_Xp * np.nan, _yp)).learning_rate)  # NaN in, NaN out, never inf
+    seeded = jgd.max_stable_learning_rate(_lossp, jnp.zeros(3), (_Xp, _yp), key=5)
+    assert float(seeded.eigenvalue) > 0  # an int seed, as fit takes one
+
+
+@pytest.mark.parametrize(
+    "model, error, match",
+    [
+        (dict(state={"s": "text"}), TypeError, r"Stateful.state\['s'\]='text' is not valid"),
+        (dict(count=-1), ValueError, r"Stateful.count=-1 is not valid; expected an int from 0"),
+        (dict(count=True), ValueError, r"Stateful.count=True is not valid"),
+        (dict(count=1.5), ValueError, r"Stateful.count=1.5 is not valid"),
+    ],
+)
+def test_a_stateful_of_other_things_than_arrays_is_named(model, error, match):
+    def loss(w, b, s, k):
+        return _lossp(w, b), s
+
+    with pytest.raises(error, match=match):
+        jgd.fit(loss, jgd.Stateful(jnp.zeros(3), **model), (_Xp, _yp), optimizer=optax.sgd(0.1))
+
+
+def test_checkpoint_every_without_a_folder_and_report_every_epochs_are_named():
+    with pytest.raises(ValueError, match="checkpoint_every=5 was given without checkpoint_dir"):
+        fit(checkpoint_every=5)
+    with pytest.raises(ValueError, match=r"report_every='epochs' is not valid; .* or 'epoch'"):
+        fit(report_every="epochs")
+
+
+@pytest.mark.parametrize(
+    "optimizer, match",
+    [
+        (optax.sgd(0.1).update, r"optimizer=update_fn cannot be called as an optax factory"),
+        (lambda: optax.sgd(0.1), r"optimizer=<lambda> takes no learning_rate argument"),
+        (lambda learning_rate: 3, r"optimizer=<lambda> returned 3; an optax factory returns"),
+    ],
+)
+def test_a_callable_that_is_not_an_optax_factory_is_named(optimizer, match):
+    with pytest.raises(TypeError, match=match):
+        jgd.fit(_lossp, jnp.zeros(3), (_Xp, _yp), optimizer=optimizer, learning_rate=0.1)
+
+
+def test_sweep_rates_as_a_jax_array_and_a_2d_array():
+    rates = jnp.array([0.01, 0.02])
+    runs = jgd.sweep(_lossp, jnp.zeros(3), (_Xp, _yp), optimizer=optax.sgd, learning_rate=rates)
+    loop = [jgd.fit(_lossp, jnp.zeros(3), (_Xp, _yp), optimizer=optax.sgd, learning_rate=float(r))
+            for r in rates]  # fmt: skip
+    for i, one in enumerate(loop):
+        np.testing.assert_allclose(runs[i].params, one.params, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"learning_rate has shape \(2, 2\); expected a flat"):
+        jgd.sweep(_lossp, jnp.zeros(3), (_Xp, _yp), optimizer=optax.sgd,
+                  learning_rate=np.full((2, 2), 0.1))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "vector, match",
+    [
+        (jnp.ones(4), r"vector<root> has shape \(4,\) and dtype float32; the params there"),
+        ({"a": jnp.ones(3)}, r"vector has structure .*; it must be shaped like params"),
+        (jnp.ones(3, jnp.int32), r"vector<root> has shape \(3,\) and dtype int32"),
+    ],
+)
+def test_hvp_names_a_vector_unlike_the_params(vector, match):
+    with pytest.raises(ValueError, match=match):
+        jgd.hvp(_lossp, jnp.zeros(3), (_Xp, _yp), vector)
+
+
+def test_the_noise_scale_at_nan_params_or_data_names_them_not_the_loss():
+    with pytest.raises(ValueError, match="params has a non-finite value"):
+        jgd.gradient_noise_scale(_lossp, jnp.array([np.nan, 0.0, 0.0]), (_Xp, _yp))
+    with pytest.raises(ValueError, match=r"data\[0\] has a non-finite value .* in row 0"):
+        jgd.gradient_noise_scale(_lossp, jnp.zeros(3), (_Xp * np.nan, _yp))
+
+
+@pytest.mark.parametrize(
+    "f, x, kw, error, match",
+    [
+        (lambda x: jnp.sum(x).astype(int), jnp.ones(3), {}, TypeError, "f returns int32 values"),
+        (lambda x: 2 * x, jnp.ones(3, int), {}, TypeError, r"the point .* has dtype int32"),
+        (lambda x: 2 * x, jnp.ones(3), {"modes": []}, ValueError, r"modes=\[\] is empty"),
+    ],
+)
+def test_compare_modes_of_ints_or_no_modes_is_named(f, x, kw, error, match):
+    with pytest.raises(error, match=match):
+        jgd.compare_modes(f, x, **kw)
+
+
+def test_a_train_state_of_int_params_is_refused_at_create():
+    with pytest.raises(TypeError, match="params has dtype int32; gradient modes need floating"):
+        jgd.TrainState.create(jnp.zeros(2, jnp.int32), optax.sgd(0.1))
+
+
+def test_jgd_train_with_a_batch_larger_than_the_data(tiny_mnist, tmp_path, capsys):
+    from jgd import cli
+
+    argv = [
+        "train",
+        "--data-dir",
+        str(tiny_mnist),
+        "--batch-size",
+        "100000",
+        "--out",
+        str(tmp_path),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--batch-size 100000 is larger than the" in err and "checkpoint_every" not in err, err

@@ -76,6 +76,11 @@ def train_mnist(
     """
     mlp = problems.mlp("mnist", mnist_dir=folder, hidden=hidden, seed=seed)
     width = mlp.data.X.shape[1]
+    if batch_size > len(mlp.data.y):  # said before a checkpoint interval is derived from it
+        raise ValueError(
+            f"--batch-size {batch_size} is larger than the {len(mlp.data.y)} training examples; "
+            f"give at most {len(mlp.data.y)}"
+        )
     mesh, several = None, jax.process_count() > 1
     if several:  # one of several processes: this process's share of the examples
         mlp, mesh = _share(mlp)
