@@ -106,3 +106,79 @@ def sigmoid_cross_entropy(logit: jax.Array, label: jax.Array) -> jax.Array:
     return jnp.sum(
         optax.losses.sigmoid_binary_cross_entropy(logit, jnp.asarray(label, logit.dtype))
     )
+
+
+def _class_last(scores: jax.Array) -> jax.Array:
+    """Torch puts the classes on axis 1 of (N, C, d1, ...); optax on the last axis."""
+    return scores if scores.ndim <= 2 else jnp.moveaxis(scores, 1, -1)
+
+
+def _mean_over_kept(values: jax.Array, labels: jax.Array, ignore_index: int) -> jax.Array:
+    keep = labels != ignore_index
+    return jnp.sum(jnp.where(keep, values, 0)) / jnp.sum(keep).astype(values.dtype)
+
+
+def cross_entropy(
+    logits: jax.Array,
+    labels: jax.Array,
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> jax.Array:
+    """PyTorch's ``F.cross_entropy`` / ``nn.CrossEntropyLoss()`` of a batch (the mean).
+
+    Args:
+      logits: scores, shape ``(N, C)`` or ``(N, C, d1, ...)`` (classes on axis 1, as torch).
+      labels: integer classes, shape ``(N,)`` or ``(N, d1, ...)``.
+      label_smoothing: torch's: the target is ``(1 - s) * one_hot + s / C``.
+      ignore_index: labels equal to it count for nothing (the mean is over the others).
+
+    Returns:
+      The mean cross-entropy over the kept labels, a scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> round(float(jgd.losses.cross_entropy(jnp.zeros((2, 10)), jnp.array([3, 1]))), 4)
+      2.3026
+    """
+    scores = _class_last(jnp.asarray(logits))
+    labels = jnp.asarray(labels)
+    classes = scores.shape[-1]
+    safe = jnp.where(labels == ignore_index, 0, labels)
+    target = optax.smooth_labels(jax.nn.one_hot(safe, classes, dtype=scores.dtype), label_smoothing)
+    values = optax.losses.softmax_cross_entropy(scores, target)
+    return _mean_over_kept(values, labels, ignore_index)
+
+
+def nll_loss(log_probs: jax.Array, labels: jax.Array, *, ignore_index: int = -100) -> jax.Array:
+    """PyTorch's ``F.nll_loss`` / ``nn.NLLLoss()`` of a batch: ``-mean(log_probs[i, labels[i]])``
+    (after ``log_softmax``; classes on axis 1 as in torch).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jgd
+      >>> logp = jax.nn.log_softmax(jnp.zeros((2, 4)))
+      >>> round(float(jgd.losses.nll_loss(logp, jnp.array([0, 2]))), 4)  # log(4)
+      1.3863
+    """
+    scores = _class_last(jnp.asarray(log_probs))
+    labels = jnp.asarray(labels)
+    safe = jnp.where(labels == ignore_index, 0, labels)
+    picked = jnp.take_along_axis(scores, safe[..., None], axis=-1)[..., 0]
+    return _mean_over_kept(-picked, labels, ignore_index)
+
+
+def mse_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """PyTorch's ``F.mse_loss`` / ``nn.MSELoss()``: the mean over every element.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> float(jgd.losses.mse_loss(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 0.0]])))
+      2.5
+    """
+    prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction has shape {prediction.shape} and target {target.shape}; mse_loss "
+            "compares them element by element (torch would broadcast them, usually a bug)."
+        )
+    return jnp.mean(optax.losses.squared_error(prediction, target))

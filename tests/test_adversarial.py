@@ -474,19 +474,26 @@ def test_from_torch_copies_the_common_activations(activation):
 
 
 @pytest.mark.parametrize(
-    "layers,named",
+    "layers",
     [
-        ([nn.Linear(6, 8), nn.LayerNorm(8), nn.Linear(8, 3)], "layer '1' is a LayerNorm"),
-        ([nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(-1)], "layer '3' is a Softmax"),
-        ([nn.Linear(6, 8), nn.Dropout(0.1), nn.ReLU(), nn.Linear(8, 3)], "layer '1' is a Dropout"),
-        ([nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3)], "mixes"),
-        ([nn.Linear(6, 8), nn.ReLU(), nn.ReLU(), nn.Linear(8, 3)], "an MLP is Linear"),
+        [nn.Linear(6, 8), nn.LayerNorm(8), nn.Linear(8, 3)],
+        [nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(-1)],
+        [nn.Linear(6, 8), nn.Dropout(0.1), nn.ReLU(), nn.Linear(8, 3)],
+        [nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3)],
+        [nn.Linear(6, 8), nn.ReLU(), nn.ReLU(), nn.Linear(8, 3)],
     ],
     ids=["layernorm", "softmax", "dropout", "mixed", "two activations"],
 )
-def test_from_torch_refuses_what_an_mlp_is_not(layers, named):
-    with pytest.raises(ValueError, match=named):
-        jgd.models.from_torch(nn.Sequential(*layers))
+def test_from_torch_copies_what_an_mlp_is_not_from_its_graph(layers):
+    # once refused by name; read from the traced graph, each is copied exactly
+    torch.manual_seed(0)
+    net = nn.Sequential(*layers).eval()
+    model = jgd.models.from_torch(net)
+    assert type(model).__name__ == "TorchModule"
+    model.eval()
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(model(jnp.asarray(x)), want, rtol=1e-5, atol=1e-6)
 
 
 class _FunctionalTanh(nn.Module):
@@ -498,12 +505,11 @@ class _FunctionalTanh(nn.Module):
         return self.b(torch.tanh(self.a(x)))
 
 
-def test_from_torch_asks_for_an_activation_it_cannot_see():
+def test_from_torch_reads_an_activation_applied_as_a_function():
     torch.manual_seed(0)
-    net = _FunctionalTanh()
-    with pytest.raises(ValueError, match="no activation module.*activation='relu'"):
-        jgd.models.from_torch(net)
-    model = jgd.models.from_torch(net, activation="tanh")
+    net = _FunctionalTanh()  # torch.tanh in forward: seen in the traced graph
+    model = jgd.models.from_torch(net)
+    assert type(model).__name__ == "MLP" and model.activation == "tanh"
     x = np.ones((2, 6), np.float32)
     np.testing.assert_allclose(
         model(jnp.asarray(x)), net(torch.from_numpy(x)).detach().numpy(), rtol=1e-5

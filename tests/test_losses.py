@@ -42,3 +42,31 @@ def test_softmax_cross_entropy_equals_torch_cross_entropy():
     ours = loss(None, (jnp.asarray(logits), jnp.asarray(labels)))
     theirs = torch.nn.CrossEntropyLoss()(torch.tensor(logits), torch.tensor(labels))
     np.testing.assert_allclose(ours, theirs.item(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("shape", [(6, 5), (4, 5, 3)])
+def test_torch_batch_losses_equal_torchs(smoothing, shape):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=shape)
+    labels = rng.integers(0, shape[1], size=(shape[0], *shape[2:]))
+    labels.flat[1] = -100  # ignored, as torch ignores it
+    t_logits, t_labels = torch.from_numpy(logits), torch.from_numpy(labels)
+    with jax.enable_x64(True):
+        got = jgd.losses.cross_entropy(logits, labels, label_smoothing=smoothing)
+        want = F.cross_entropy(t_logits, t_labels, label_smoothing=smoothing).item()
+        np.testing.assert_allclose(float(got), want, rtol=1e-12)
+        logp = F.log_softmax(t_logits, dim=1)
+        got = jgd.losses.nll_loss(logp.numpy(), labels)
+        np.testing.assert_allclose(float(got), F.nll_loss(logp, t_labels).item(), rtol=1e-12)
+        target = rng.normal(size=shape)
+        got = jgd.losses.mse_loss(logits, target)
+        want = F.mse_loss(t_logits, torch.from_numpy(target)).item()
+        np.testing.assert_allclose(float(got), want, rtol=1e-12)
+
+
+def test_mse_loss_refuses_shapes_torch_would_broadcast():
+    with pytest.raises(ValueError, match=r"prediction has shape \(4, 1\) and target \(4,\)"):
+        jgd.losses.mse_loss(jnp.ones((4, 1)), jnp.ones(4))

@@ -9,9 +9,11 @@ from jgd.models._mlp import (
     torch_uniform,
 )
 from jgd.models._torch import from_torch, state_dict, to_torch
+from jgd.models._torch_graph import TorchModule
 
 __all__ = [
     "MLP",
+    "TorchModule",
     "accuracy",
     "classification_loss",
     "from_torch",

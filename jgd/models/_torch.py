@@ -1,4 +1,4 @@
-"""Weights across the border: a torch module's ``nn.Linear`` layers into an MLP, and back."""
+"""Across the border: a torch module into flax NNX (read from its traced graph), and back."""
 
 from __future__ import annotations
 
@@ -11,110 +11,150 @@ from flax import nnx
 from jgd.models._mlp import MLP
 
 
-def _activation_of(layer: Any, nn: Any) -> str | None:
-    """The MLP activation name of a torch activation module, or None for another module."""
-    if isinstance(layer, nn.GELU):
-        return "gelu_tanh" if layer.approximate == "tanh" else "gelu"
-    for kind, name in ((nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid")):
-        if isinstance(layer, kind):
-            return name
+def _activation_of(node: Any, module: Any, torch: Any) -> str | None:
+    """The MLP activation a graph node applies, or None for another node."""
+    nn, F = torch.nn, torch.nn.functional
+    if node.op == "call_module":
+        layer = module.get_submodule(node.target)
+        if isinstance(layer, nn.GELU):
+            return "gelu_tanh" if layer.approximate == "tanh" else "gelu"
+        for kind, name in ((nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid")):
+            if isinstance(layer, kind):
+                return name
+        return None
+    if node.op == "call_function":
+        if node.target is F.gelu:
+            tanh = node.kwargs.get("approximate", "none") == "tanh"
+            return "gelu_tanh" if tanh else "gelu"
+        names = {F.relu: "relu", torch.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh",
+                 torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid"}  # fmt: skip
+        return names.get(node.target)
+    if node.op == "call_method" and node.target in ("relu", "tanh", "sigmoid"):
+        return node.target
     return None
 
 
-def _read(module: Any, activation: str | None) -> tuple[list[Any], str]:
-    """The module's Linear layers in order, and the activation between them.
+def _mlp_chain(graph: Any, module: Any, torch: Any) -> tuple[list, list[str]] | None:
+    """``(linears, activations)`` when the traced graph is an MLP, in the order it runs: one
+    input, then Linear, (activation, Linear) repeated, each node reading the one before; else
+    None. Read from the graph, so a head declared before its body is read as it runs."""
+    nodes = list(graph.nodes)
+    if len(nodes) < 3 or nodes[0].op != "placeholder" or nodes[-1].op != "output":
+        return None
+    body, previous = nodes[1:-1], nodes[0]
+    if nodes[-1].args != (body[-1],):
+        return None
+    linears, activations = [], []
+    for i, node in enumerate(body):
+        if tuple(node.args) != (previous,) or (node.kwargs and node.op != "call_function"):
+            return None
+        if i % 2 == 0:
+            layer = module.get_submodule(node.target) if node.op == "call_module" else None
+            if not isinstance(layer, torch.nn.Linear):
+                return None
+            linears.append(layer)
+        else:
+            name = _activation_of(node, module, torch)
+            if name is None:
+                return None
+            activations.append(name)
+        previous = node
+    return (linears, activations) if len(body) % 2 == 1 else None
 
-    An ``nn.Sequential`` is read as it runs: Linear, then (activation, Linear) repeated. Another
-    module's ``forward`` cannot be read: its activation modules (e.g. the seeds' ``self.relu``)
-    say which one, or ``activation=`` does. Any other layer is refused by name: copied into an
-    MLP it would silently compute something else.
+
+def from_torch(
+    module: Any,
+    into: MLP | None = None,
+    *,
+    activation: str | None = None,
+    rngs: nnx.Rngs | None = None,
+) -> Any:
+    """A copy of a torch module in flax NNX, computing what it computes, read from its graph.
+
+    The module is traced with ``torch.fx`` (in train and in eval mode) and copied node by node:
+    ``nn.Linear``, ``Conv1d/2d``, ``BatchNorm1d/2d`` (torch's running statistics: unbiased
+    variance, torch's ``momentum``), ``LayerNorm``, ``Dropout``, ``Embedding``,
+    ``Max/AvgPool1d/2d``, ``AdaptiveAvgPool1d/2d``, ``Flatten``, the common activations, nested
+    ``nn.Sequential`` and custom modules, and in ``forward`` their functional forms
+    (``F.relu``, ``F.max_pool2d``, ``F.dropout(training=self.training)``, ``F.log_softmax``,
+    ``torch.flatten``, ``x.view``, ``+``, ``torch.cat``, ...). The copy takes the module's own
+    inputs (NCHW for convolutions) in its dtype, and follows ``model.train()`` /
+    ``model.eval()``. A graph that is an MLP (Linear, then an activation and Linear repeated,
+    in the order ``forward`` runs them) becomes a ``jgd.models.MLP``; any other a
+    ``TorchModule``. What cannot be copied exactly is refused, naming the node or layer.
+
+    Args:
+      module: a ``torch.nn.Module``.
+      into: an MLP whose architecture the weights must fit (MLP-shaped modules only).
+      activation: for an MLP of one Linear layer, the activation recorded on the copy; when
+        given for a deeper one, it must match the module's.
+      rngs: the copy's random streams (``dropout``); default ``nnx.Rngs(0)``.
+
+    Returns:
+      A ``jgd.models.MLP`` or a ``jgd.models.TorchModule`` (``into`` is not modified). Its
+      ``nnx.Param``s are the module's parameters with ``requires_grad=True``; frozen ones are
+      carried untrained; a parameter used by two layers stays one.
+
+    Raises:
+      ValueError: a layer, function or method it does not copy (named with the graph node),
+        ``forward`` that fx cannot trace (data-dependent control flow), hooks, a module on the
+        meta device, float64 weights without ``jax_enable_x64``, an in-place op whose input is
+        read afterwards, or a shape or activation that does not fit ``into``.
+      TypeError: ``module`` is not a ``torch.nn.Module``.
+
+    Examples:
+      >>> import torch, jgd
+      >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(),
+      ...                           torch.nn.Flatten(), torch.nn.Linear(4 * 26 * 26, 10))
+      >>> model = jgd.models.from_torch(net)
+      >>> x = torch.randn(2, 1, 28, 28)
+      >>> import numpy as np
+      >>> bool(np.allclose(model(x.numpy()), net(x).detach().numpy(), atol=1e-5))
+      True
     """
+    from jgd.models import _torch_graph
     from jgd.torch_baseline import require_torch
 
     torch = require_torch()
-    nn = torch.nn
-    if not isinstance(module, nn.Module):
+    if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module={type(module).__name__} is not a torch.nn.Module.")
-    leaves = [
-        (name, m)
-        for name, m in module.named_modules()
-        if not list(m.children()) and not isinstance(m, nn.Identity)
-    ]
-    for name, layer in leaves:
-        if not isinstance(layer, nn.Linear) and _activation_of(layer, nn) is None:
+    copied, graph, root = _torch_graph.convert(module, torch, rngs or nnx.Rngs(0))
+    chain = _mlp_chain(graph, root, torch)
+    if chain is None:
+        if into is not None:
             raise ValueError(
-                f"layer {name!r} is a {type(layer).__name__}, which an MLP does not have; "
-                "from_torch copies nn.Linear layers with one activation among ReLU, Tanh, "
-                "Sigmoid and GELU between them."
+                f"into= takes an MLP, but {type(module).__name__} is not MLP-shaped (Linear, "
+                "then an activation and Linear repeated); leave into=None for its copy."
             )
-    linears = [m for _, m in leaves if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(module).__name__} has no nn.Linear layers to copy.")
+        if activation is not None:
+            raise ValueError(
+                "activation= is for an MLP; this module's activations are read from its graph."
+            )
+        return copied
+    linears, activations = chain
+    found = set(activations)
+    if len(found) > 1 and into is None and activation is None:
+        return copied  # mixed activations: an MLP has one, the graph's copy has them all
+    if len(found) > 1:
+        raise ValueError(
+            f"{type(module).__name__} mixes activations {sorted(found)}; jgd.models.MLP has "
+            "one. Leave into= and activation= unset for a copy of the graph."
+        )
+    if activation is not None and found and found != {activation}:
+        raise ValueError(
+            f"activation={activation!r} was given, but the module's layers are {found.pop()}."
+        )
+    activation = found.pop() if found else (activation or "relu")
+    return _copy_mlp(linears, activation, into)
+
+
+def _copy_mlp(linears: list, activation: str, into: MLP | None) -> MLP:
     for i in range(1, len(linears)):
         if linears[i].in_features != linears[i - 1].out_features:
             raise ValueError(
                 f"torch layer {i + 1} takes {linears[i].in_features} inputs but layer {i} gives "
                 f"{linears[i - 1].out_features}; the layers do not chain into an MLP."
             )
-    found = {_activation_of(m, nn) for _, m in leaves} - {None}
-    if len(found) > 1:
-        raise ValueError(
-            f"{type(module).__name__} mixes activations {sorted(found)}; an MLP has one."
-        )
-    if isinstance(module, nn.Sequential):
-        _check_alternates(leaves, nn)
-    if activation is not None:
-        if found and found != {activation}:
-            raise ValueError(
-                f"activation={activation!r} was given, but the module's layers are {found.pop()}."
-            )
-        return linears, activation
-    if found:
-        return linears, found.pop()
-    if len(linears) > 1:
-        raise ValueError(
-            f"{type(module).__name__} has {len(linears)} Linear layers and no activation module "
-            "to say what runs between them (a function in forward cannot be read); pass "
-            "activation='relu' (or 'tanh', 'sigmoid', 'gelu'), or an nn.Sequential."
-        )
-    return linears, "relu"  # one layer: a linear model, no activation runs
-
-
-def _check_alternates(leaves: list, nn: Any) -> None:
-    kinds = ["linear" if isinstance(m, nn.Linear) else "act" for _, m in leaves]
-    want = ["linear"] + ["act", "linear"] * ((len(kinds) - 1) // 2)
-    if kinds != want:
-        names = ", ".join(f"{n} ({type(m).__name__})" for n, m in leaves)
-        raise ValueError(
-            f"the nn.Sequential runs {names}; an MLP is Linear, then activation and Linear "
-            "repeated (no activation after the last layer, none missing between two)."
-        )
-
-
-def from_torch(module: Any, into: MLP | None = None, *, activation: str | None = None) -> MLP:
-    """A new MLP holding a copy of a torch module's ``nn.Linear`` weights, in order.
-
-    The module is read as an MLP: Linear layers in the order they run, with one activation
-    (ReLU, Tanh, Sigmoid or GELU) between consecutive ones; an ``nn.Sequential`` is checked
-    layer by layer, another module (the seeds' ``Net``) by its activation modules, or by
-    ``activation=``. ``weight`` (out, in) becomes ``kernel`` (in, out).
-
-    Args:
-      module: a ``torch.nn.Module``: the seeds' ``Net``, or an ``nn.Sequential`` of Linear and
-        activation layers.
-      into: an MLP whose architecture the weights must fit; a new one is built when None.
-      activation: the activation between the layers, when the module's ``forward`` applies a
-        function rather than a module.
-
-    Returns:
-      A new ``jgd.models.MLP`` (``into`` is not modified) with the module's dtype (float64 for
-      a ``module.double()`` under ``jax.enable_x64``) and activation.
-
-    Raises:
-      ValueError: a layer an MLP does not have (named), mixed or unknown activations, layers
-        that do not chain, or a shape or activation that does not fit ``into``.
-    """
-    linears, activation = _read(module, activation)
     sizes = [linears[0].in_features] + [layer.out_features for layer in linears]
     if into is not None:
         _check_fits(into, linears, sizes, activation)
@@ -149,8 +189,13 @@ def _check_fits(into: MLP, linears: list, sizes: list[int], activation: str) -> 
             )
 
 
-def state_dict(model: MLP) -> dict[str, np.ndarray]:
-    """The MLP's weights as a PyTorch state dict of the seeds' ``Net`` (``fc1.weight``, ...)."""
+def state_dict(model: Any) -> dict[str, np.ndarray]:
+    """The copy's weights (and running statistics) as a PyTorch state dict: a ``TorchModule``'s
+    under its torch module's keys, an MLP's as the seeds' ``Net`` (``fc1.weight``, ...)."""
+    from jgd.models import _torch_graph
+
+    if isinstance(model, _torch_graph.TorchModule):
+        return _torch_graph.state_dict(model)
     out = {}
     for i, layer in enumerate(model.layers):
         out[f"fc{i + 1}.weight"] = np.asarray(layer.kernel[...]).T.copy()
@@ -158,11 +203,29 @@ def state_dict(model: MLP) -> dict[str, np.ndarray]:
     return out
 
 
-def to_torch(model: MLP) -> Any:
-    """A ``jgd.torch_baseline.Net`` of the same architecture holding a copy of the MLP's weights."""
+def to_torch(model: Any, into: Any = None) -> Any:
+    """The copy's weights written back into a torch module, returned.
+
+    Args:
+      model: a ``jgd.models.MLP`` or ``TorchModule``.
+      into: the torch module to load them into (its ``load_state_dict``, strict); required for
+        a ``TorchModule``. For an MLP, default a new ``jgd.torch_baseline.Net``.
+    """
+    from jgd.models import _torch_graph
     from jgd.torch_baseline import Net, require_torch
 
     torch = require_torch()
-    net = Net(model.sizes[0], model.sizes[1:-1], model.sizes[-1], model.activation)
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(model).items()})
-    return net
+    if into is None:
+        if isinstance(model, _torch_graph.TorchModule):
+            raise ValueError(
+                "to_torch of a TorchModule needs into=, the torch module to write into (e.g. "
+                "the one it was copied from, or a fresh instance of its class)."
+            )
+        into = Net(model.sizes[0], model.sizes[1:-1], model.sizes[-1], model.activation)
+    target = into.state_dict()
+    weights = {
+        k: torch.from_numpy(np.ascontiguousarray(v)).to(target[k].dtype) if k in target else v
+        for k, v in state_dict(model).items()
+    }
+    into.load_state_dict(weights)
+    return into
