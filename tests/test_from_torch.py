@@ -282,3 +282,74 @@ def _meta():
 def test_what_cannot_be_copied_exactly_is_refused_by_name(make, error, match):
     with pytest.raises(error, match=match):
         jgd.models.from_torch(make())
+
+
+def _groups_run(dtype):
+    """The real-model replay: two param groups (weight decay on conv and linear weights only),
+    Nesterov momentum, MultiStepLR; 60 steps of 32, lr 0.05."""
+    torch.manual_seed(0)
+    net = HeadFirst().to(getattr(torch, dtype))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(320, 1, 28, 28)).astype(dtype)
+    y = rng.integers(0, 10, 320)
+    order = np.stack([rng.permutation(320)[:32] for _ in range(60)])
+    named = list(net.named_parameters())
+    decays = [n.endswith("weight") and n.startswith(("conv", "head")) for n, _ in named]
+    decayed = [p for (_, p), d in zip(named, decays, strict=True) if d]
+    others = [p for (_, p), d in zip(named, decays, strict=True) if not d]
+    assert len(decayed) == 3 and len(others) == 7
+    opt = torch.optim.SGD(
+        [{"params": decayed, "weight_decay": 5e-4}, {"params": others}],
+        lr=0.05, momentum=0.9, nesterov=True,
+    )  # fmt: skip
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [20, 40], gamma=0.1)
+    model = jgd.models.from_torch(net)
+    tx = jgd.torch_baseline.to_optax(opt, sched, steps=60, module=net)
+    losses = []
+    for rows in order:
+        opt.zero_grad()
+        value = F.cross_entropy(net(torch.from_numpy(X[rows])), torch.from_numpy(y[rows]))
+        value.backward()
+        opt.step()
+        sched.step()
+        losses.append(value.item())
+    run = jgd.fit(lambda m, b: jgd.losses.cross_entropy(m(b[0]), b[1]), model, (X, y),
+                  optimizer=tx, order=order)  # fmt: skip
+    return net, np.asarray(losses), run
+
+
+def test_param_groups_replayed_step_for_step_in_float64(x64):
+    net, losses, run = _groups_run("float64")
+    np.testing.assert_allclose(run.losses, losses, rtol=1e-10)  # measured: 1.6e-12
+    stats = jgd.models.state_dict(run.model)
+    for key, value in net.state_dict().items():
+        np.testing.assert_allclose(stats[key], value.numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+def test_param_groups_replayed_in_float32():
+    net, losses, run = _groups_run("float32")
+    np.testing.assert_allclose(run.losses[:10], losses[:10], rtol=1e-4)  # measured: 3.0e-7
+    np.testing.assert_allclose(run.losses, losses, rtol=1e-3)  # 60 steps: 2.4e-5 measured
+    stats = jgd.models.state_dict(run.model)
+    for key in ("bn1.running_mean", "bn1.running_var"):
+        np.testing.assert_allclose(stats[key], net.state_dict()[key].numpy(), rtol=1e-3)
+
+
+def test_param_groups_need_the_module_and_its_own_parameters():
+    net = HeadFirst()
+    groups = [{"params": [net.head.weight]}, {"params": [net.conv1.weight]}]
+    opt = torch.optim.SGD(groups, lr=0.1)
+    with pytest.raises(ValueError, match="SGD has 2 param groups; pass module="):
+        jgd.torch_baseline.to_optax(opt, steps=5)
+    with pytest.raises(ValueError, match=r"param group 0 holds a parameter of shape \(10, 392\)"):
+        jgd.torch_baseline.to_optax(opt, steps=5, module=nn.Sequential(nn.Linear(2, 2)))
+    # parameters in no group are not trained, as in torch
+    model = jgd.models.from_torch(net)
+    tx = jgd.torch_baseline.to_optax(opt, steps=3, module=net)
+    X = np.random.default_rng(0).normal(size=(8, 1, 28, 28)).astype("f4")
+    y = np.arange(8) % 10
+    run = jgd.fit(lambda m, b: jgd.losses.cross_entropy(m(b[0]), b[1]), model, (X, y),
+                  optimizer=tx, epochs=3)  # fmt: skip
+    after, before = jgd.models.state_dict(run.model), net.state_dict()
+    np.testing.assert_array_equal(after["conv2.weight"], before["conv2.weight"].numpy())
+    assert not np.array_equal(after["head.weight"], before["head.weight"].numpy())

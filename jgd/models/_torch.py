@@ -148,6 +148,32 @@ def from_torch(
     return _copy_mlp(linears, activation, into)
 
 
+def param_paths(module: Any) -> dict[int, list[tuple[str, str]]]:
+    """``id(torch parameter) -> [(layer, field), ...]``: where each parameter of ``module`` sits
+    in the params of its copy ``from_torch(module)`` (an MLP's ``fc1/kernel``, a
+    ``TorchModule``'s ``conv1/weight``); ``to_optax(module=...)`` labels param groups by it."""
+    from jgd.models import _torch_graph
+    from jgd.torch_baseline import require_torch
+
+    torch = require_torch()
+    copy = from_torch(module)
+    root = torch.nn.Sequential(module) if torch.fx.Tracer().is_leaf_module(module, "") else module
+    out: dict[int, list[tuple[str, str]]] = {}
+    if isinstance(copy, MLP):
+        linears, _ = _mlp_chain(torch.fx.symbolic_trace(root).graph, root, torch)
+        for i, layer in enumerate(linears):
+            out.setdefault(id(layer.weight), []).append((f"fc{i + 1}", "kernel"))
+            if layer.bias is not None:
+                out.setdefault(id(layer.bias), []).append((f"fc{i + 1}", "bias"))
+        return out
+    assert isinstance(copy, _torch_graph.TorchModule)
+    named = dict(module.named_parameters(remove_duplicate=False))
+    for key, attr, field in copy.names:
+        if key in named:
+            out.setdefault(id(named[key]), []).append((attr, field) if field else (attr,))
+    return out
+
+
 def _copy_mlp(linears: list, activation: str, into: MLP | None) -> MLP:
     for i in range(1, len(linears)):
         if linears[i].in_features != linears[i - 1].out_features:
