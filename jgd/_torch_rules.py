@@ -144,3 +144,122 @@ def torch_adagrad(initial_accumulator_value: float, eps: float) -> optax.Gradien
         return scaled, SumState(total)
 
     return optax.GradientTransformation(init, update)
+
+
+class MomentsState(NamedTuple):
+    count: jax.Array
+    first: Any  # torch's exp_avg
+    second: Any  # exp_avg_sq / exp_inf / square_avg
+    extra: Any  # NAdam: the product of the μ's; Adadelta: acc_delta; else ()
+
+
+def _zeros(params: Any) -> Any:
+    return jax.tree_util.tree_map(jnp.zeros_like, params)
+
+
+def _lerp(m: jax.Array, g: jax.Array, w: float) -> jax.Array:
+    """torch's ``m.lerp_(g, w)``: ``m + w (g - m)``."""
+    return m + w * (g - m)
+
+
+def _step(count: jax.Array, like: Any) -> jax.Array:
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(like))
+    return (count + 1).astype(dtype)
+
+
+def torch_nadam(b1: float, b2: float, eps: float, psi: float) -> optax.GradientTransformation:
+    """torch NAdam's direction (``lr`` applied after): momentum ``μ_t = β₁(1 - ½·0.96^(tψ))``
+    with ``momentum_decay`` ψ and the running product of the μ's (optax.nadam has no ψ)."""
+
+    def init(params):
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
+        return MomentsState(
+            jnp.zeros([], jnp.int32), _zeros(params), _zeros(params), jnp.ones([], dtype)
+        )
+
+    def update(updates, state, params=None):
+        del params
+        t = _step(state.count, updates)
+        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+        product = state.extra * mu
+        product_next = product * mu_next
+        m = jax.tree_util.tree_map(lambda m, g: _lerp(m, g, 1 - b1), state.first, updates)
+        v = jax.tree_util.tree_map(lambda v, g: v * b2 + (1 - b2) * g * g, state.second, updates)
+        correction = 1 - b2**t
+
+        def direction(g, m, v):
+            denom = jnp.sqrt(v / correction) + eps
+            return (1 - mu) / (1 - product) * g / denom + mu_next / (1 - product_next) * m / denom
+
+        out = jax.tree_util.tree_map(direction, updates, m, v)
+        return out, MomentsState(state.count + 1, m, v, product)
+
+    return optax.GradientTransformation(init, update)
+
+
+def torch_radam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """torch RAdam's direction: the rectified adaptive step when ρ_t > 5, else the bias-corrected
+    momentum alone; ε added to √v (outside, as torch)."""
+
+    def init(params):
+        return MomentsState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params), ())
+
+    def update(updates, state, params=None):
+        del params
+        t = _step(state.count, updates)
+        m = jax.tree_util.tree_map(lambda m, g: _lerp(m, g, 1 - b1), state.first, updates)
+        v = jax.tree_util.tree_map(lambda v, g: v * b2 + (1 - b2) * g * g, state.second, updates)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        rho_inf = 2 / (1 - b2) - 1
+        rho = rho_inf - 2 * t * b2**t / c2
+        safe = jnp.where(rho > 5.0, rho, 6.0)  # the rectifier's root only where it is used
+        rect = jnp.sqrt((safe - 4) * (safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe))
+
+        def direction(m, v):
+            adaptive = jnp.sqrt(c2) / (jnp.sqrt(v) + eps)
+            return jnp.where(rho > 5.0, m / c1 * adaptive * rect, m / c1)
+
+        out = jax.tree_util.tree_map(direction, m, v)
+        return out, MomentsState(state.count + 1, m, v, ())
+
+    return optax.GradientTransformation(init, update)
+
+
+def torch_adamax(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """torch Adamax's direction: ``u = max(β₂u, |g| + ε)`` (optax.adamax adds ε to u after the
+    maximum), ``m / u / (1 - β₁^t)``."""
+
+    def init(params):
+        return MomentsState(jnp.zeros([], jnp.int32), _zeros(params), _zeros(params), ())
+
+    def update(updates, state, params=None):
+        del params
+        t = _step(state.count, updates)
+        m = jax.tree_util.tree_map(lambda m, g: _lerp(m, g, 1 - b1), state.first, updates)
+        u = jax.tree_util.tree_map(
+            lambda u, g: jnp.maximum(u * b2, jnp.abs(g) + eps), state.second, updates
+        )
+        out = jax.tree_util.tree_map(lambda m, u: m / u / (1 - b1**t), m, u)
+        return out, MomentsState(state.count + 1, m, u, ())
+
+    return optax.GradientTransformation(init, update)
+
+
+def torch_adadelta(rho: float, eps: float) -> optax.GradientTransformation:
+    """torch Adadelta's direction: ``δ = √(Δ + ε) / √(s + ε) · g``, ``Δ = ρΔ + (1 - ρ)δ²``;
+    torch then multiplies δ by ``lr`` (optax.adadelta's rule, with ε placed as torch does)."""
+
+    def init(params):
+        return MomentsState(jnp.zeros([], jnp.int32), (), _zeros(params), _zeros(params))
+
+    def update(updates, state, params=None):
+        del params
+        s = jax.tree_util.tree_map(lambda s, g: s * rho + (1 - rho) * g * g, state.second, updates)
+        delta = jax.tree_util.tree_map(
+            lambda a, s, g: jnp.sqrt(a + eps) / jnp.sqrt(s + eps) * g, state.extra, s, updates
+        )
+        acc = jax.tree_util.tree_map(lambda a, d: a * rho + (1 - rho) * d * d, state.extra, delta)
+        return delta, MomentsState(state.count + 1, (), s, acc)
+
+    return optax.GradientTransformation(init, update)

@@ -141,6 +141,19 @@ _RULES = {  # class name: the options whose math to_optax replays
     "AdamW": {"lr", "betas", "eps", "weight_decay", "amsgrad"},
     "RMSprop": {"lr", "alpha", "eps", "weight_decay", "momentum", "centered"},
     "Adagrad": {"lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"},
+    "NAdam": {"lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"},
+    "RAdam": {"lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"},
+    "Adamax": {"lr", "betas", "eps", "weight_decay"},
+    "Adadelta": {"lr", "rho", "eps", "weight_decay"},
+}
+_NOT_REPLAYED = {  # torch optimizers to_optax refuses, and why
+    "Rprop": "its step sizes adapt per element to sign changes of the gradient and the learning "
+    "rate only sets the first step size, so a scheduler's rates are not its steps",
+    "ASGD": "its result is the average of the iterates (state 'ax') under its own decaying eta, "
+    "which a training run's params are not",
+    "LBFGS": "it evaluates the loss several times per step (a closure), which one gradient per "
+    "step cannot replay",
+    "SparseAdam": "it updates sparse gradients only",
 }
 
 
@@ -177,6 +190,8 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
 
     steps = _errors.positive_int("steps", steps)
     name = type(optimizer).__name__
+    if name in _NOT_REPLAYED:
+        raise TypeError(f"optimizer={name} is not replayed by to_optax: {_NOT_REPLAYED[name]}.")
     if name not in _RULES or not hasattr(optimizer, "param_groups"):
         raise TypeError(
             f"optimizer={name} is not supported; to_optax replays torch.optim {sorted(_RULES)}."
@@ -188,7 +203,9 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
             "parameters they hold, so each group's rule goes to its params in the copy "
             "(jgd.models.from_torch(module))."
         )
-    track = {"SGD": "momentum", "Adam": "betas", "AdamW": "betas", "RMSprop": "momentum"}.get(name)
+    track = {"SGD": "momentum", "RMSprop": "momentum", "Adagrad": None, "Adadelta": None}.get(
+        name, "betas"
+    )
     rates, tracked = _schedule(optimizer, scheduler, steps, track)
     rules = [
         optax.chain(
@@ -215,9 +232,9 @@ def _group_parts(name: str, group: dict, scheduler: Any, tracked: Any) -> list:
     from jgd import _torch_rules
 
     varies = tracked is not None and bool(np.ptp(tracked) > 0)
-    if varies and name == "RMSprop":
+    if varies and name in ("RMSprop", "NAdam", "RAdam", "Adamax"):
         raise ValueError(
-            f"scheduler={type(scheduler).__name__} changes RMSprop's momentum from step to step, "
+            f"scheduler={type(scheduler).__name__} changes {name}'s momentum from step to step, "
             "which to_optax does not replay; pass cycle_momentum=False."
         )
     wd = float(group.get("weight_decay", 0.0))
@@ -245,6 +262,19 @@ def _group_parts(name: str, group: dict, scheduler: Any, tracked: Any) -> list:
         scale = kind(decay=float(group["alpha"]), eps=float(group["eps"]), eps_in_sqrt=False)
         momentum = float(group["momentum"])
         return [*decay, scale] + ([optax.trace(decay=momentum)] if momentum else [])
+    if name in ("NAdam", "RAdam", "Adamax"):
+        b1, b2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        if name == "NAdam":
+            rule = _torch_rules.torch_nadam(b1, b2, eps, float(group["momentum_decay"]))
+        elif name == "RAdam":
+            rule = _torch_rules.torch_radam(b1, b2, eps)
+        else:
+            rule = _torch_rules.torch_adamax(b1, b2, eps)
+        decoupled = group.get("decoupled_weight_decay", False)
+        return [rule, *decay] if decoupled else [*decay, rule]
+    if name == "Adadelta":
+        return [*decay, _torch_rules.torch_adadelta(float(group["rho"]), float(group["eps"]))]
     init = float(group["initial_accumulator_value"])  # Adagrad
     return [*decay, _torch_rules.torch_adagrad(init, float(group["eps"]))]
 

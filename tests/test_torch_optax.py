@@ -38,6 +38,21 @@ CASES = {
         ),
         None,
     ),
+    "nadam": (lambda p: O.NAdam(p, lr=2e-3, weight_decay=1e-3), None),
+    "nadam decoupled momentum_decay": (
+        lambda p: O.NAdam(
+            p, lr=2e-3, weight_decay=0.05, decoupled_weight_decay=True, momentum_decay=0.01
+        ),
+        None,
+    ),
+    "radam": (lambda p: O.RAdam(p, lr=1e-3, weight_decay=1e-3), None),
+    "radam decoupled": (
+        lambda p: O.RAdam(p, lr=1e-3, weight_decay=0.05, decoupled_weight_decay=True),
+        None,
+    ),
+    "adamax": (lambda p: O.Adamax(p, lr=2e-3, betas=(0.8, 0.99), weight_decay=1e-3), None),
+    "adadelta": (lambda p: O.Adadelta(p, lr=1.0, rho=0.8, weight_decay=1e-4), None),
+    "nadam StepLR": (lambda p: O.NAdam(p, lr=2e-3), lambda o: S.StepLR(o, 30, 0.5)),
     "sgd StepLR": (lambda p: O.SGD(p, lr=0.05, momentum=0.9), lambda o: S.StepLR(o, 30, 0.5)),
     "adam StepLR": (lambda p: O.Adam(p, lr=1e-3), lambda o: S.StepLR(o, 30, 0.5)),
     "sgd CosineAnnealingLR": (lambda p: O.SGD(p, lr=0.05), lambda o: S.CosineAnnealingLR(o, 150)),
@@ -105,10 +120,13 @@ def test_bad_optimizers_and_schedulers_are_named():
         tb.to_optax(sgd, steps=0)
     with pytest.raises(ValueError, match=r"SGD\(maximize=True\) is not supported"):
         tb.to_optax(_net_and_sgd(maximize=True)[1], steps=5)
+    for refused, why in [(O.Rprop, "sign changes"), (O.ASGD, "average of the iterates")]:
+        with pytest.raises(TypeError, match=f"is not replayed by to_optax: .*{why}"):
+            tb.to_optax(refused(net.parameters()), steps=5)
     groups = O.SGD([{"params": [net.fc1.weight]}, {"params": [net.fc1.bias], "lr": 1.0}], lr=0.1)
     with pytest.raises(ValueError, match="2 param groups"):
         tb.to_optax(groups, steps=5)
-    with pytest.raises(TypeError, match="optimizer=LBFGS is not supported"):
+    with pytest.raises(TypeError, match="optimizer=LBFGS is not replayed by to_optax: .*closure"):
         tb.to_optax(O.LBFGS(net.parameters()), steps=5)
     with pytest.raises(ValueError, match="ReduceLROnPlateau needs a metric"):
         tb.to_optax(sgd, S.ReduceLROnPlateau(sgd), steps=5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "exponential", "inverse-time")
 
 
@@ -17,7 +17,16 @@ def torch_optimizer(name: str, params: Any, *, lr: float, momentum: float, neste
         return optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
     if name == "rmsprop":
         return optim.RMSprop(params, lr=lr, momentum=momentum)
-    return {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[name](params, lr=lr)
+    kinds = {
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+        "adagrad": optim.Adagrad,
+        "nadam": optim.NAdam,
+        "radam": optim.RAdam,
+        "adamax": optim.Adamax,
+        "adadelta": optim.Adadelta,
+    }
+    return kinds[name](params, lr=lr)
 
 
 def torch_scheduler(name: str, optimizer: Any, steps: int) -> Any:
