@@ -59,3 +59,14 @@ def test_batchnorm_mnist():
     accuracy = float(out.split("no dropout): ")[1])
     assert accuracy > (0.9 if "MNIST" in out else 0.85), out
     assert "running variance moved from 1" in out
+
+
+def test_torch_convnet():
+    pytest.importorskip("torch")
+    out = run("torch_convnet.py")  # the 8x8 digits: what a user's machine has
+    first10 = float(out.split("first 10 steps ")[1].split(",")[0])
+    overall = float(out.split(", all ")[1].split()[0])
+    assert first10 <= 1e-4 and overall <= 1e-3, out
+    found = __import__("re").search(r"eval mode\): jgd ([0-9.]+), torch ([0-9.]+)", out)
+    jgd_acc, torch_acc = float(found[1]), float(found[2])
+    assert abs(jgd_acc - torch_acc) <= 0.01 and jgd_acc > 0.8, out
