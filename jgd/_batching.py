@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 from jgd import _errors
 
@@ -91,3 +92,47 @@ def check_rows(rows: np.ndarray, m: int, name: str = "rows") -> None:
 def gather(data: Any, rows: jax.Array) -> Any:
     """The batch of ``data`` at example indices ``rows``."""
     return jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), data)
+
+
+def in_range(rows: jax.Array, num_examples: int) -> jax.Array:
+    """``rows`` with every index outside ``0..num_examples - 1`` sent past the end.
+
+    Traced rows (on the device, or inside your ``jax.jit``) cannot be read without stopping the
+    program, so they are not refused there; instead a row out of range gathers NaN (float arrays;
+    int arrays the dtype's lowest value), making the loss NaN, never another example's value. A
+    negative row would otherwise pick example ``num_examples - k``, as NumPy indexing does, which a
+    NumPy array of the same rows is refused for. Under ``jax.experimental.checkify.checkify`` the
+    step raises instead, naming the row (``checkify.debug_check``: free without ``checkify``).
+    """
+    ok = (rows >= 0) & (rows < num_examples)
+    first = jnp.argmin(ok)
+    checkify.debug_check(
+        jnp.all(ok),
+        f"with_data: rows[{{i}}] = {{row}} is outside 0..{num_examples - 1}, the examples of "
+        "the data",
+        i=first,
+        row=rows[first],
+    )
+    return jnp.where(ok, rows, num_examples)
+
+
+def check_count(count: Any, length: int) -> None:
+    """``count`` of ``scan_steps``: an int from 0 to ``length``; an int array of shape () (its
+    value is not read on the host: a device value is clamped to 0..length in the program)."""
+    if isinstance(count, bool | np.bool_) or not (
+        isinstance(count, int | np.integer)
+        or (isinstance(count, jax.Array | np.ndarray) and np.shape(count) == ())
+    ):
+        raise TypeError(
+            f"count={_errors.describe(count)} is not valid; expected an int from 0 to {length} "
+            "(the steps of xs to run), or None for all."
+        )
+    if not jnp.issubdtype(jnp.result_type(count), jnp.integer):
+        raise TypeError(
+            f"count has dtype {jnp.result_type(count)}; expected an int from 0 to {length}."
+        )
+    if isinstance(count, int | np.integer) and not 0 <= int(count) <= length:
+        raise ValueError(
+            f"count={int(count)} is not valid; expected an int from 0 to {length} (xs holds "
+            f"{length} steps)."
+        )

@@ -10,13 +10,10 @@ warning, moved aside (renamed ``unreadable-<step>-<time>``) and the previous one
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import pathlib
 import shutil
-import threading
 import time
 import warnings
 from typing import Any
@@ -25,10 +22,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jgd import io
+from jgd import _folder, io
 
 _MARKER = "jgd-run.json"  # marks a folder as one jgd run's, with its description
-_LOCK = ".jgd.lock"
+_LOCK = _folder.LOCK
 _FINGERPRINTED = {  # compared by digest: what a difference means
     "program": "what the run computes differs (the loss, the optimizer, a schedule or a "
     "recorder, or what one of them closes over)",
@@ -66,7 +63,7 @@ class Checkpoints:
         self.directory = directory
         self.description = json.loads(json.dumps(description, default=str))
         self._refuse_foreign()  # before the lock: nothing is added to a folder that is not ours
-        self._lock = _lock(directory)
+        self._lock = _folder.lock(directory)
         try:
             self._refuse_foreign()  # again under the lock: another process may have claimed it
             self._claim()
@@ -128,7 +125,7 @@ class Checkpoints:
         except Exception as e:  # orbax and tensorstore raise ValueError, OSError, ... for these
             for partial in pathlib.Path(self.directory).glob(f"{step}.orbax-checkpoint-tmp*"):
                 shutil.rmtree(partial, ignore_errors=True)  # ours, and it may hold the space
-            raise _write_error(self.directory, step, self.last_step(), e) from None
+            raise _folder.write_error(self.directory, step, self.last_step(), e) from None
 
     def last_step(self) -> int | None:
         """The newest complete checkpoint's step in the folder, or None."""
@@ -154,7 +151,7 @@ class Checkpoints:
         os.makedirs(self.directory, exist_ok=True)
         if not os.path.exists(os.path.join(self.directory, _LOCK)):
             self._lock.close()
-            self._lock = _lock(self.directory)
+            self._lock = _folder.lock(self.directory)
         io.write_text(marker, json.dumps(self.description, indent=1))
         self._manager.reload()
 
@@ -228,28 +225,6 @@ class Checkpoints:
         self._lock.close()
 
 
-def _write_error(directory: str, step: int, last: int | None, error: Exception) -> OSError:
-    """One OSError naming the folder for a failed checkpoint write (orbax's own is 50 frames of
-    its background threads and names a temporary file)."""
-    text = str(error)
-    full = "No space left" in text or "os_error_code='28'" in text
-    if isinstance(error, OSError) and error.errno is not None:
-        code = error.errno
-    else:
-        code = errno.ENOSPC if full else errno.EIO
-    reason = "the disk is full" if code == errno.ENOSPC else os.strerror(code).lower()
-    if isinstance(error, OSError) and error.strerror and code != errno.ENOSPC:
-        reason = error.strerror.lower()
-    kept = (
-        f"the last complete checkpoint is step {last}" if last is not None else "none is complete"
-    )
-    return OSError(
-        code,
-        f"checkpoint_dir={directory!r}: writing the checkpoint of step {step} failed ({reason}); "
-        f"{kept}. Free space or choose another checkpoint_dir, then call again to resume",
-    )
-
-
 def _manager(directory: str, keep: int) -> Any:
     """orbax's manager; in a run of several processes, one that involves this process alone
     (process 0 writes the replicated state; orbax's handlers would wait for every process)."""
@@ -269,44 +244,3 @@ def _manager(directory: str, keep: int) -> Any:
         "run": ocp.JsonCheckpointHandler(multiprocessing_options=alone),
     }
     return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
-
-
-_HELD: dict[str, str] = {}  # folder -> the thread of this process whose run holds it
-_HELD_LOCK = threading.Lock()
-
-
-class _FolderLock:
-    """An exclusive lock on a folder: ``flock`` against other processes (released when the
-    process dies), and this process's own table against its other threads (``flock`` would tell
-    them "another process": one process's locks are shared by its threads)."""
-
-    def __init__(self, directory: str):
-        with _HELD_LOCK:
-            if directory in _HELD:
-                raise ValueError(
-                    f"checkpoint_dir={directory!r} is in use by another run in this process "
-                    f"(thread {_HELD[directory]!r}); give each concurrent run its own folder."
-                )
-            handle = open(os.path.join(directory, _LOCK), "a+")  # noqa: SIM115 (held until close)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                raise ValueError(
-                    f"checkpoint_dir={directory!r} is in use by another process (a jgd run "
-                    "writing its checkpoints there); wait for it to finish, or use another folder."
-                ) from None
-            _HELD[directory] = threading.current_thread().name
-        self.directory, self._handle = directory, handle
-
-    def close(self) -> None:
-        with _HELD_LOCK:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
-                _HELD.pop(self.directory, None)
-
-
-def _lock(directory: str) -> _FolderLock:
-    """An exclusive lock on ``directory`` for this run (released when it closes or dies)."""
-    return _FolderLock(directory)

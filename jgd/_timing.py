@@ -47,6 +47,39 @@ class Timing(NamedTuple):
         return units / self.median
 
 
+class Ratio(NamedTuple):
+    """How many times faster one contender ran than another: the median of the per-round ratios
+    of an interleaved run, and their spread (the slowest and fastest round's)."""
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    def __str__(self) -> str:
+        if self.low > 0 and self.high / self.low > 1.5:  # too wide for one number
+            return (
+                f"{self.low:.1f}x to {self.high:.1f}x ({self.rounds} rounds, too spread to say one)"
+            )
+        return f"{self.median:.1f}x (range {self.low:.1f}-{self.high:.1f}x, {self.rounds} rounds)"
+
+
+def ratio(fast: Timing, slow: Timing) -> Ratio:
+    """``slow / fast`` round by round (both from one ``interleaved`` call, so rounds pair up).
+
+    Examples:
+      >>> r = ratio(Timing.of([1.0, 1.0, 1.0]), Timing.of([2.0, 3.0, 2.5]))
+      >>> (r.median, r.low, r.high), str(r)
+      ((2.5, 2.0, 3.0), '2.5x (range 2.0-3.0x, 3 rounds)')
+    """
+    if len(fast.samples) != len(slow.samples):
+        raise ValueError("ratio pairs the rounds of one interleaved run: the sample counts differ.")
+    per_round = np.asarray(slow.samples) / np.asarray(fast.samples)
+    return Ratio(
+        float(np.median(per_round)), float(per_round.min()), float(per_round.max()), len(per_round)
+    )
+
+
 def blocked(fn: Callable[[], Any]) -> float:
     """Seconds of one call of ``fn``, blocked until its (JAX) result is ready."""
     start = time.perf_counter()
@@ -87,4 +120,4 @@ def interleaved(
     return {name: Timing.of(s) for name, s in samples.items()}
 
 
-__all__ = ["Timing", "blocked", "interleaved", "timeit"]
+__all__ = ["Ratio", "Timing", "blocked", "interleaved", "ratio", "timeit"]

@@ -98,7 +98,11 @@ def test_compare_torch_on_digits(capsys):
     pytest.importorskip("torch")
     assert cli.main(["compare-torch", "--steps", "60", "--sample", "4"]) == 0
     out = capsys.readouterr().out
-    assert "scikit-learn 8x8 digits" in out and "steps/s: jgd" in out
+    assert (
+        "scikit-learn 8x8 digits" in out
+        and "jgd / PyTorch speed: " in out
+        and " threads, XLA " in out
+    )
     rel = float(out.split("max relative diff ")[1].split()[0])
     assert rel < 1e-4
 
@@ -120,7 +124,7 @@ def test_compare_torch_any_optimizer_and_scheduler(capsys, optimizer, scheduler)
     assert cli.main([*argv, "--lr", "0.001", "--sample", "2"]) == 0
     out = capsys.readouterr().out
     rel = float(out.split("max relative diff ")[1].split()[0])
-    assert rel < 1e-4 and "steps/s: jgd" in out
+    assert rel < 1e-4 and "jgd / PyTorch speed: " in out and " threads, XLA " in out
 
 
 def test_compare_torch_refuses_options_that_do_not_apply(capsys):

@@ -138,15 +138,22 @@ class Comparison(NamedTuple):
     torch_steps_per_second: float
     jgd_compile_seconds: float
     rule: str = ""  # the optimizer and scheduler, as torch names them
+    speed: Any = None  # timing.Ratio: jgd's speed over PyTorch's, per interleaved round
+    threads: int = 0  # PyTorch's threads = XLA's CPU cores, set for the timing
 
 
 def compare(race: Race, *, rounds: int = 1) -> Comparison:
     """Runs both sides of ``race``, warm, interleaved over ``rounds``; compares losses and speed.
 
     A first, untimed round warms both up (jgd compiles, PyTorch's allocator and thread pool
-    settle); the speeds are medians over ``rounds``; the losses and accuracies are the last run's
-    (every run of a side is the same run).
+    settle); the speeds are medians over ``rounds``, their ratio the median of the per-round
+    ratios with its spread (``timing.Ratio``); PyTorch runs on as many threads as XLA has cores
+    (``torch_baseline.set_threads``). The losses and accuracies are the last run's (every run of
+    a side is the same run).
     """
+    from jgd import torch_baseline
+
+    threads = torch_baseline.set_threads()
     last: dict[str, Side] = {}
     compiled: dict[str, float] = {}
 
@@ -175,6 +182,8 @@ def compare(race: Race, *, rounds: int = 1) -> Comparison:
         torch_steps_per_second=times["torch"].rate(steps),
         jgd_compile_seconds=compiled["jgd"],
         rule=_rule(race),
+        speed=timing.ratio(times["jgd"], times["torch"]),
+        threads=threads,
     )
 
 
@@ -201,7 +210,7 @@ def compare_torch(
     nesterov: bool = False,
     hidden: int = 128,
     seed: int = 0,
-    rounds: int = 1,
+    rounds: int = 3,
 ) -> Comparison:
     """Trains the seeds' Net in PyTorch and its flax port in jgd, step for step, and compares.
 
@@ -244,9 +253,10 @@ def format_comparison(c: Comparison, sample: int = 10) -> str:
     lines += [
         f"max |diff| {c.max_abs_diff:.2e}, max relative diff {c.max_rel_diff:.2e} over all steps",
         f"test accuracy: jgd {c.jgd_accuracy:.4f}, PyTorch {c.torch_accuracy:.4f}",
-        f"steps/s: jgd {c.jgd_steps_per_second:,.0f} (compile {c.jgd_compile_seconds:.2f}s, "
-        f"not included), PyTorch {c.torch_steps_per_second:,.0f}: "
-        f"{c.jgd_steps_per_second / c.torch_steps_per_second:.1f}x",
+        f"steps/s, median of {c.speed.rounds} interleaved rounds after a warm-up: jgd "
+        f"{c.jgd_steps_per_second:,.0f} (compile {c.jgd_compile_seconds:.2f}s, not included), "
+        f"PyTorch {c.torch_steps_per_second:,.0f} ({c.threads} threads, XLA {c.threads} cores)",
+        f"jgd / PyTorch speed: {c.speed}",
     ]
     return "\n".join(lines)
 

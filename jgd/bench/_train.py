@@ -44,12 +44,19 @@ def measure(batch, steps, name, rounds, hidden=128, contenders=None) -> dict[str
     times = timing.interleaved(
         {c: once for c, once in runs.items() if once is not None}, rounds=rounds
     )
-    return {c: times[c].rate(steps) if c in times else None for c in chosen}
+    rates = {c: times[c].rate(steps) if c in times else None for c in chosen}
+    spreads = {  # per-round ratios of each pair in RATIOS: their spread says how sure a figure is
+        label: list(timing.ratio(times[a], times[b])[1:3])
+        for label, a, b in RATIOS
+        if a in times and b in times
+    }
+    return {**rates, "spread": spreads}
 
 
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     gflops = hn.matmul_gflops(256 if tiny else 2048)
     hn.say(f"float32 matmul rate: {gflops:.1f} GFLOP/s")
+    threads = _torch_threads()
     if tiny:
         plan, optimizers, rounds, hidden = {1: 20, 64: 10}, ["sgd"], 1, 8
     elif quick:
@@ -68,15 +75,16 @@ def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
             rows.append(
                 {"optimizer": name, "batch": batch, "steps": steps, "limit": limit, **rates}
             )
-            shown = ", ".join(f"{c} {v:,.0f}/s" for c, v in rates.items() if v)
+            shown = ", ".join(f"{c} {v:,.0f}/s" for c, v in rates.items() if c != "spread" and v)
             hn.say(f"  {name} B={batch:>5}: {shown}")
     parity = _parity(plan, optimizers, 1 if tiny else 11, hidden)
-    table = _table(rows, gflops, rounds) + "\n\n" + _parity_table(parity)
+    table = _table(rows, gflops, rounds, threads) + "\n\n" + _parity_table(parity)
     print(table)
     results = {
         "quick": quick,
         "matmul_gflops": gflops,
         "rounds": rounds,
+        "torch_threads": threads,
         "rows": rows,
         "parity": parity,
     }
@@ -119,11 +127,29 @@ def _parity_table(cells: list[dict]) -> str:
     )
 
 
-def _ratio(row: dict, a: str, b: str) -> str:
-    return f"{row[a] / row[b]:.2f}x" if row.get(a) and row.get(b) else "-"
+def _ratio(row: dict, a: str, b: str, label: str = "") -> str:
+    """The ratio of the medians; a range instead when its rounds spread wider than 1.5x."""
+    if not (row.get(a) and row.get(b)):
+        return "-"
+    low, high = row.get("spread", {}).get(label, (0.0, 0.0))
+    if low > 0 and high / low > 1.5:  # per-round ratios b/a of time = a/b of speed
+        return f"{low:.2f}x to {high:.2f}x"
+    return f"{row[a] / row[b]:.2f}x"
 
 
-def _table(rows: list[dict], gflops: float, rounds: int) -> str:
+def _torch_threads() -> int | None:
+    """PyTorch's threads set to XLA's CPU cores (None without PyTorch)."""
+    try:
+        from jgd import torch_baseline
+
+        threads = torch_baseline.set_threads()
+    except ImportError:
+        return None
+    hn.say(f"PyTorch threads: {threads} (= the cores XLA runs on)")
+    return threads
+
+
+def _table(rows: list[dict], gflops: float, rounds: int, threads: int | None = None) -> str:
     peers = [c for c in _loops.CONTENDERS if any(r.get(c) for r in rows)]
     speed = [
         [
@@ -135,13 +161,19 @@ def _table(rows: list[dict], gflops: float, rounds: int) -> str:
         ]
         for r in rows
     ]
-    ratios = [[r["optimizer"], r["batch"], *[_ratio(r, a, b) for _, a, b in RATIOS]] for r in rows]
+    ratios = [
+        [r["optimizer"], r["batch"], *[_ratio(r, a, b, label) for label, a, b in RATIOS]]
+        for r in rows
+    ]
     return (
         f"Steps per second, median of {rounds} interleaved rounds after a warm-up round "
         f"(compile excluded). Matmul rate {gflops:.1f} GFLOP/s; the limit is that rate over the "
-        "model's FLOPs per step.\n\n"
+        "model's FLOPs per step."
+        + (f" PyTorch on {threads} threads, XLA on {threads} cores." if threads else "")
+        + "\n\n"
         + hn.markdown(["optimizer", "B", *peers, "matmul limit", "fit / limit"], speed)
-        + "\n\nRatios of the medians above (higher is faster for the first named):\n\n"
+        + "\n\nRatios of the medians above (higher is faster for the first named; a range where "
+        "the per-round ratios spread wider than 1.5x):\n\n"
         + hn.markdown(["optimizer", "B", *[name for name, _, _ in RATIOS]], ratios)
     )
 

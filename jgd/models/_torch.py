@@ -112,13 +112,13 @@ def from_torch(
       >>> bool(np.allclose(model(x.numpy()), net(x).detach().numpy(), atol=1e-5))
       True
     """
-    from jgd.models import _torch_graph
-    from jgd.torch_baseline import require_torch
+    from jgd._torch_net import require_torch
+    from jgd.models import _torch_read
 
     torch = require_torch()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module={type(module).__name__} is not a torch.nn.Module.")
-    copied, graph, root = _torch_graph.convert(module, torch, rngs or nnx.Rngs(0))
+    copied, graph, root = _torch_read.convert(module, torch, rngs or nnx.Rngs(0))
     chain = _mlp_chain(graph, root, torch)
     if chain is None:
         if into is not None:
@@ -152,8 +152,8 @@ def param_paths(module: Any) -> dict[int, list[tuple[str, str]]]:
     """``id(torch parameter) -> [(layer, field), ...]``: where each parameter of ``module`` sits
     in the params of its copy ``from_torch(module)`` (an MLP's ``fc1/kernel``, a
     ``TorchModule``'s ``conv1/weight``); ``to_optax(module=...)`` labels param groups by it."""
+    from jgd._torch_net import require_torch
     from jgd.models import _torch_graph
-    from jgd.torch_baseline import require_torch
 
     torch = require_torch()
     copy = from_torch(module)
@@ -237,8 +237,8 @@ def to_torch(model: Any, into: Any = None) -> Any:
       into: the torch module to load them into (its ``load_state_dict``, strict); required for
         a ``TorchModule``. For an MLP, default a new ``jgd.torch_baseline.Net``.
     """
+    from jgd._torch_net import Net, require_torch
     from jgd.models import _torch_graph
-    from jgd.torch_baseline import Net, require_torch
 
     torch = require_torch()
     if into is None:
