@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from jgd.apps.flags import (
     existing_dir,
+    existing_file,
     fraction,
     host_port,
     int_in,
@@ -109,6 +110,20 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--hidden", type=int_in(1, 100_000), default=128)
     cmp.add_argument("--seed", type=seed_type, default=0)
     cmp.add_argument("--sample", type=positive_int, default=10, help="steps shown side by side")
+    cmp.add_argument(
+        "--model",
+        metavar="FILE.py:FACTORY",
+        help="your torch module: FACTORY() returns it (default: the seeds' Net)",
+    )
+    cmp.add_argument(
+        "--data", metavar="FILE.npz", type=existing_file, help="with --model: arrays X and y"
+    )
+    cmp.add_argument(
+        "--loss",
+        choices=("cross_entropy", "nll", "mse"),
+        default="cross_entropy",
+        help="with --model: the loss both sides train with (default cross_entropy)",
+    )
 
     bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
     bench.add_argument("name", choices=sorted(BENCHMARKS))
@@ -212,7 +227,7 @@ def _compare(args: argparse.Namespace) -> int:
     from jgd.apps.compare import compare_torch, format_comparison
 
     names = ("optimizer", "scheduler", "steps", "batch_size", "lr", "momentum", "nesterov")
-    names += ("hidden", "seed")
+    names += ("hidden", "seed", "model", "data", "loss")
     result = compare_torch(args.data_dir, **_flags(args, *names))
     print(format_comparison(result, args.sample))
     broken = {

@@ -41,6 +41,7 @@ def train(
     scheduler: Any = None,
     compile: bool = False,
     dtype: Any = np.float32,
+    loss: str = "cross_entropy",
 ) -> dict[str, Any]:
     """The seeds' training loop over the batches ``order`` names; the model is trained in place.
 
@@ -54,15 +55,22 @@ def train(
       scheduler: a ``torch.optim.lr_scheduler`` of ``optimizer``, stepped once after every step.
       compile: wrap the model in ``torch.compile`` (compiled before timing starts).
       dtype: the inputs' dtype (``np.float64`` with a ``model.double()``).
+      loss: ``"cross_entropy"`` (``nn.CrossEntropyLoss``), ``"nll"`` (``nn.NLLLoss`` on
+        log-probabilities) or ``"mse"`` (``nn.MSELoss``, float targets).
 
     Returns:
       ``{"losses": per-step losses (np.float32), "seconds": wall time of the loop,
       "compile_seconds": time of the warm-up compile when ``compile``}``.
     """
     torch = require_torch()
-    Xt, yt = torch.as_tensor(np.asarray(X, dtype)), torch.as_tensor(np.asarray(y, np.int64))
+    target = dtype if loss == "mse" else np.int64
+    Xt, yt = torch.as_tensor(np.asarray(X, dtype)), torch.as_tensor(np.asarray(y, target))
     rows = torch.as_tensor(np.asarray(order, np.int64))
-    criterion = torch.nn.CrossEntropyLoss()
+    criterion = {
+        "cross_entropy": torch.nn.CrossEntropyLoss,
+        "nll": torch.nn.NLLLoss,
+        "mse": torch.nn.MSELoss,
+    }[loss]()
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov)
     forward = model

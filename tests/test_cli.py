@@ -140,3 +140,75 @@ def test_console_script_help():
         [sys.executable, "-m", "jgd.cli", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "tour" in out.stdout and "compare-torch" in out.stdout
+
+
+MY_NET = """
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(8 * 2 * 2, 10)  # declared first
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        x = x.view(x.size(0), 1, 8, 8)
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 4)
+        return self.out(torch.flatten(x, 1))
+
+def make():
+    return Net()
+
+def regress():
+    return nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.LayerNorm(16), nn.Linear(16, 1))
+
+def broken():
+    raise RuntimeError("no weights here")
+
+def not_a_module():
+    return 3
+"""
+
+
+def test_compare_torch_on_a_users_model_and_data(tmp_path, capsys):
+    pytest.importorskip("torch")
+    (tmp_path / "mynet.py").write_text(MY_NET)
+    model = f"{tmp_path / 'mynet.py'}:make"
+    argv = ["compare-torch", "--model", model, "--steps", "40", "--optimizer", "adam"]
+    assert cli.main([*argv, "--lr", "0.001", "--scheduler", "step", "--sample", "2"]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("max relative diff ")[1].split()[0]) < 1e-4, out
+    found = __import__("re").search(r"test accuracy: jgd ([0-9.]+), PyTorch ([0-9.]+)", out)
+    jgd_acc, torch_acc = float(found[1]), float(found[2])
+    assert jgd_acc == pytest.approx(torch_acc, abs=0.01)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 64)).astype("f4")
+    np.savez(tmp_path / "reg.npz", X=X, y=2 * X[:, :1])
+    argv = ["compare-torch", "--model", f"{tmp_path / 'mynet.py'}:regress", "--loss", "mse"]
+    assert cli.main([*argv, "--data", str(tmp_path / "reg.npz"), "--steps", "30"]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("max relative diff ")[1].split()[0]) < 1e-4, out
+    assert "test accuracy: none (a regression loss)" in out
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--model", "{d}/mynet.py:broken"], r"calling it raised RuntimeError: no weights here"),
+        (["--model", "{d}/mynet.py:not_a_module"], r"returned int; FACTORY\(\) must return"),
+        (["--model", "{d}/mynet.py:nothing"], r"mynet.py has no function nothing"),
+        (["--model", "{d}/mynet.py:make", "--data", "{d}/noy.npz"], r"has no array 'y'"),
+        (["--data", "{d}/noy.npz"], r"--data and --loss go with --model"),
+    ],
+)
+def test_compare_torch_model_misuse_is_one_line(tmp_path, capsys, extra, match):
+    pytest.importorskip("torch")
+    (tmp_path / "mynet.py").write_text(MY_NET)
+    np.savez(tmp_path / "noy.npz", X=np.zeros((4, 64), "f4"))
+    argv = ["compare-torch", "--steps", "5", *[a.format(d=tmp_path) for a in extra]]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and __import__("re").search(match, err), err

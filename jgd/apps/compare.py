@@ -24,19 +24,11 @@ from jgd import models, problems, timing
 from jgd.apps.torch_recipes import (
     OPTIMIZERS,
     SCHEDULERS,
+    Side,
     check_names,
     torch_optimizer,
     torch_scheduler,
 )
-
-
-class Side(NamedTuple):
-    """One side's run: per-step losses, seconds of the loop (compile excluded), final params."""
-
-    losses: np.ndarray
-    seconds: float
-    params: Any
-    compile_seconds: float = 0.0  # what this call spent compiling (0 once warm)
 
 
 class Race:
@@ -211,12 +203,33 @@ def compare_torch(
     hidden: int = 128,
     seed: int = 0,
     rounds: int = 3,
+    model: str | None = None,
+    data: str | None = None,
+    loss: str = "cross_entropy",
 ) -> Comparison:
-    """Trains the seeds' Net in PyTorch and its flax port in jgd, step for step, and compares.
+    """Trains the seeds' Net (or ``model``) in PyTorch and its copy in jgd, step for step.
 
     Data: MNIST from ``data_dir``, else scikit-learn's 8x8 digits (input width 64); batches: one
-    ``jgd.data.epoch_order(seed=seed)`` for both sides. See ``Race`` and ``compare``.
+    ``jgd.data.epoch_order(seed=seed)`` for both sides. See ``Race`` and ``compare``. With
+    ``model="FILE.py:FACTORY"``, ``FACTORY()`` builds the torch module (``compare_model``),
+    trained with ``loss`` on ``data`` (an .npz of ``X``, ``y``) or the data above.
     """
+    if model is not None:
+        from jgd.apps import compare_model
+        from jgd.data import epoch_order
+
+        arrays = compare_model.load_data(data, data_dir, loss)
+        if batch_size > len(arrays.y):
+            raise ValueError(f"--batch-size {batch_size} is larger than the {len(arrays.y)} rows.")
+        order = epoch_order(len(arrays.y), batch_size, steps=steps, seed=seed)
+        net = compare_model.build(model, seed)
+        race = compare_model.ModelRace(net, arrays, order, loss=loss, optimizer=optimizer,
+                                       scheduler=scheduler, lr=lr, momentum=momentum,
+                                       nesterov=nesterov)  # fmt: skip
+        return compare(race, rounds=rounds)
+    if data is not None or loss != "cross_entropy":
+        raise ValueError("--data and --loss go with --model FILE.py:FACTORY (the seeds' Net "
+                         "trains on --data-dir or the digits, with cross-entropy).")  # fmt: skip
     problem = problems.mlp("digits" if data_dir is None else "mnist", mnist_dir=data_dir)
     m = len(problem.data.y)
     if batch_size > m:
@@ -252,7 +265,11 @@ def format_comparison(c: Comparison, sample: int = 10) -> str:
         )
     lines += [
         f"max |diff| {c.max_abs_diff:.2e}, max relative diff {c.max_rel_diff:.2e} over all steps",
-        f"test accuracy: jgd {c.jgd_accuracy:.4f}, PyTorch {c.torch_accuracy:.4f}",
+        (
+            f"test accuracy: jgd {c.jgd_accuracy:.4f}, PyTorch {c.torch_accuracy:.4f}"
+            if np.isfinite(c.jgd_accuracy)
+            else "test accuracy: none (a regression loss)"
+        ),
         f"steps/s, median of {c.speed.rounds} interleaved rounds after a warm-up: jgd "
         f"{c.jgd_steps_per_second:,.0f} (compile {c.jgd_compile_seconds:.2f}s, not included), "
         f"PyTorch {c.torch_steps_per_second:,.0f} ({c.threads} threads, XLA {c.threads} cores)",

@@ -56,6 +56,12 @@ def existing_dir(text: str) -> str:
     return text
 
 
+def existing_file(text: str) -> str:
+    if not pathlib.Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist or is not a file")
+    return text
+
+
 def shape(text: str) -> tuple[int, ...]:
     """An argparse type: a shape such as ``1000`` or ``32,32`` of positive integers."""
     parse = int_in(1, INT32)
@@ -75,6 +81,7 @@ def host_port(text: str) -> str:
 __all__ = [
     "INT32",
     "existing_dir",
+    "existing_file",
     "fraction",
     "host_port",
     "int_in",

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "exponential", "inverse-time")
+
+
+class Side(NamedTuple):
+    """One side's run: per-step losses, seconds of the loop (compile excluded), final params."""
+
+    losses: np.ndarray
+    seconds: float
+    params: Any
+    compile_seconds: float = 0.0  # what this call spent compiling (0 once warm)
 
 
 def torch_optimizer(name: str, params: Any, *, lr: float, momentum: float, nesterov: bool) -> Any:
@@ -61,4 +72,11 @@ def check_names(optimizer: str, scheduler: str) -> None:
             raise ValueError(f"{name}={value!r} is not valid; expected one of {choices}.")
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS", "check_names", "torch_optimizer", "torch_scheduler"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "Side",
+    "check_names",
+    "torch_optimizer",
+    "torch_scheduler",
+]
