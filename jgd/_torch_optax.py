@@ -21,12 +21,10 @@ _RULES = {  # class name: the options whose math to_optax replays
     "RAdam": {"lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"},
     "Adamax": {"lr", "betas", "eps", "weight_decay"},
     "Adadelta": {"lr", "rho", "eps", "weight_decay"},
+    "Rprop": {"lr", "etas", "step_sizes"},
+    "ASGD": {"lr", "lambd", "alpha", "t0", "weight_decay"},  # t0: the average only
 }
 _NOT_REPLAYED = {  # torch optimizers to_optax refuses, and why
-    "Rprop": "its step sizes adapt per element to sign changes of the gradient and the learning "
-    "rate only sets the first step size, so a scheduler's rates are not its steps",
-    "ASGD": "its result is the average of the iterates (state 'ax') under its own decaying eta, "
-    "which a training run's params are not",
     "LBFGS": "it evaluates the loss several times per step (a closure), which one gradient per "
     "step cannot replay",
     "SparseAdam": "it updates sparse gradients only",
@@ -39,9 +37,12 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
     ``jgd.fit(..., optimizer=to_optax(opt, sched, steps=T), order=order)`` takes the same steps as
     the torch loop ``opt.step(); sched.step()`` over the same batches. Supported: SGD (momentum,
     dampening, nesterov, weight_decay), Adam (betas, eps, weight_decay, amsgrad), AdamW, RMSprop
-    (alpha, eps, centered, momentum, weight_decay) and Adagrad (lr_decay,
-    initial_accumulator_value, eps, weight_decay). The learning rates are read by stepping a copy
-    of ``optimizer`` and ``scheduler`` ``steps`` times from their current state (so any
+    (alpha, eps, centered, momentum, weight_decay), Adagrad (lr_decay,
+    initial_accumulator_value, eps, weight_decay), NAdam (momentum_decay, decoupled weight decay),
+    RAdam (decoupled weight decay), Adamax, Adadelta, Rprop (etas, step_sizes) and ASGD (lambd,
+    alpha, weight_decay; the iterates, not torch's average ``ax``). The learning rates are read
+    by stepping a copy of ``optimizer`` and ``scheduler`` ``steps`` times from their current
+    state (so any
     scheduler stepped once per step works: LambdaLR, MultiStepLR, OneCycleLR, ...); after
     ``steps`` the last rate holds. Call it before training the torch side.
 
@@ -79,9 +80,9 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
             "parameters they hold, so each group's rule goes to its params in the copy "
             "(jgd.models.from_torch(module))."
         )
-    track = {"SGD": "momentum", "RMSprop": "momentum", "Adagrad": None, "Adadelta": None}.get(
-        name, "betas"
-    )
+    track = {"SGD": "momentum", "RMSprop": "momentum"}.get(name)
+    if name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax"):
+        track = "betas"
     rates, tracked = _schedule(optimizer, scheduler, steps, track)
     rules = [
         optax.chain(
@@ -98,6 +99,17 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
 def _group_rates(name: str, group: dict, rates: np.ndarray, steps: int) -> np.ndarray:
     if name == "Adagrad":  # the rate decays as lr / (1 + (t - 1) lr_decay), t counted from 1
         return rates / (1 + np.arange(steps) * float(group["lr_decay"]))
+    if name == "Rprop":  # its rule is the whole step; lr only set the first step size
+        return np.ones(steps)
+    if name == "ASGD":  # eta after step t: lr_t / (1 + λ lr_t t)^α; the first is lr
+        import torch
+
+        t = np.arange(1, steps)
+        lam, alpha = float(group["lambd"]), float(group["alpha"])
+        etas = np.concatenate([rates[:1], rates[:-1] / (1 + lam * rates[:-1] * t) ** alpha])
+        if torch.get_default_dtype() == torch.float32:  # torch keeps eta as a float32 scalar
+            etas = etas.astype(np.float32).astype(np.float64)
+        return etas
     return rates
 
 
@@ -149,6 +161,13 @@ def _group_parts(name: str, group: dict, scheduler: Any, tracked: Any) -> list:
             rule = _torch_rules.torch_adamax(b1, b2, eps)
         decoupled = group.get("decoupled_weight_decay", False)
         return [rule, *decay] if decoupled else [*decay, rule]
+    if name == "Rprop":
+        first = float(group["lr"])  # torch sizes the first step by the rate it starts with
+        return [_torch_rules.torch_rprop(first, group["etas"], group["step_sizes"])]
+    if name == "ASGD":  # p ← p(1 − λη) − η(g + wd p): both decays on the old params
+        return (
+            [optax.add_decayed_weights(wd + float(group["lambd"]))] if wd or group["lambd"] else []
+        )
     if name == "Adadelta":
         return [*decay, _torch_rules.torch_adadelta(float(group["rho"]), float(group["eps"]))]
     init = float(group["initial_accumulator_value"])  # Adagrad

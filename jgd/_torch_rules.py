@@ -263,3 +263,41 @@ def torch_adadelta(rho: float, eps: float) -> optax.GradientTransformation:
         return delta, MomentsState(state.count + 1, (), s, acc)
 
     return optax.GradientTransformation(init, update)
+
+
+class RpropState(NamedTuple):
+    step_size: Any
+    previous: Any
+
+
+def torch_rprop(
+    lr: float, etas: tuple[float, float], step_sizes: tuple[float, float]
+) -> optax.GradientTransformation:
+    """torch Rprop's full step, ``sign(g) * step_size`` (``lr`` only sets the first step size):
+    each element's step grows by η₊ while its gradient keeps its sign and shrinks by η₋ when it
+    flips, clamped; after a flip that element's gradient counts as 0 for the step and the next
+    comparison. ``optax.scale_by_rprop`` starts its comparison from the first gradient, torch from
+    zeros."""
+    minus, plus = etas
+    low, high = step_sizes
+
+    def init(params):
+        return RpropState(
+            jax.tree_util.tree_map(lambda p: jnp.full_like(p, lr), params), _zeros(params)
+        )
+
+    def update(updates, state, params=None):
+        del params
+        tm = jax.tree_util.tree_map
+        signs = tm(lambda g, prev: jnp.sign(g * prev), updates, state.previous)
+
+        def size_of(size, s):
+            factor = jnp.where(s > 0, plus, jnp.where(s < 0, minus, 1.0)).astype(size.dtype)
+            return jnp.clip(size * factor, low, high)
+
+        sizes = tm(size_of, state.step_size, signs)
+        kept = tm(lambda g, s: jnp.where(s < 0, jnp.zeros_like(g), g), updates, signs)
+        out = tm(lambda g, size: jnp.sign(g) * size, kept, sizes)
+        return out, RpropState(sizes, kept)
+
+    return optax.GradientTransformation(init, update)

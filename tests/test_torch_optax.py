@@ -53,6 +53,8 @@ CASES = {
     "adamax": (lambda p: O.Adamax(p, lr=2e-3, betas=(0.8, 0.99), weight_decay=1e-3), None),
     "adadelta": (lambda p: O.Adadelta(p, lr=1.0, rho=0.8, weight_decay=1e-4), None),
     "nadam StepLR": (lambda p: O.NAdam(p, lr=2e-3), lambda o: S.StepLR(o, 30, 0.5)),
+    "asgd": (lambda p: O.ASGD(p, lr=0.05, lambd=1e-3, alpha=0.75, weight_decay=1e-4), None),
+    "asgd StepLR": (lambda p: O.ASGD(p, lr=0.05), lambda o: S.StepLR(o, 30, 0.5)),
     "sgd StepLR": (lambda p: O.SGD(p, lr=0.05, momentum=0.9), lambda o: S.StepLR(o, 30, 0.5)),
     "adam StepLR": (lambda p: O.Adam(p, lr=1e-3), lambda o: S.StepLR(o, 30, 0.5)),
     "sgd CosineAnnealingLR": (lambda p: O.SGD(p, lr=0.05), lambda o: S.CosineAnnealingLR(o, 150)),
@@ -103,6 +105,22 @@ def test_float64_replay_of_each_rule_and_schedule_within_1e_8(rows, case):
         assert replay(*CASES[case], mlp, np.float64, STEPS) <= 1e-8
 
 
+RPROP = {
+    "rprop": (lambda p: O.Rprop(p, lr=1e-3, etas=(0.4, 1.3), step_sizes=(1e-7, 1.0)), None),
+    "rprop StepLR (no effect)": (lambda p: O.Rprop(p, lr=1e-3), lambda o: S.StepLR(o, 30, 0.5)),
+}
+
+
+@pytest.mark.parametrize("case", list(RPROP))
+def test_rprop_replays_until_a_gradient_within_rounding_of_zero_flips(rows, case):
+    # Rprop's step depends on the sign of g * g_prev: where a gradient element is within rounding
+    # of 0, XLA's and torch's last bits can give it opposite signs (on MNIST near step 105), and
+    # the runs part by ~1e-6 from there; until then they agree to rounding.
+    with jax.enable_x64(True):
+        mlp = jgd.problems.mlp(**rows, dtype=np.float64)
+        assert replay(*RPROP[case], mlp, np.float64, 40) <= 1e-12  # measured: 4.3e-16
+
+
 @pytest.mark.parametrize("case", ["sgd", "adam wd"])
 def test_float32_replay_within_1e_4_over_300_steps(rows, case):
     mlp = jgd.problems.mlp(**rows)
@@ -120,9 +138,6 @@ def test_bad_optimizers_and_schedulers_are_named():
         tb.to_optax(sgd, steps=0)
     with pytest.raises(ValueError, match=r"SGD\(maximize=True\) is not supported"):
         tb.to_optax(_net_and_sgd(maximize=True)[1], steps=5)
-    for refused, why in [(O.Rprop, "sign changes"), (O.ASGD, "average of the iterates")]:
-        with pytest.raises(TypeError, match=f"is not replayed by to_optax: .*{why}"):
-            tb.to_optax(refused(net.parameters()), steps=5)
     groups = O.SGD([{"params": [net.fc1.weight]}, {"params": [net.fc1.bias], "lr": 1.0}], lr=0.1)
     with pytest.raises(ValueError, match="2 param groups"):
         tb.to_optax(groups, steps=5)
