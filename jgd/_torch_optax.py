@@ -117,7 +117,7 @@ def _group_parts(name: str, group: dict, scheduler: Any, tracked: Any) -> list:
     """One param group's rule, before its learning rates are applied."""
     import optax
 
-    from jgd import _torch_rules
+    from jgd import _torch_adaptive, _torch_rules
 
     varies = tracked is not None and bool(np.ptp(tracked) > 0)
     if varies and name in ("RMSprop", "NAdam", "RAdam", "Adamax"):
@@ -154,22 +154,22 @@ def _group_parts(name: str, group: dict, scheduler: Any, tracked: Any) -> list:
         b1, b2 = (float(b) for b in group["betas"])
         eps = float(group["eps"])
         if name == "NAdam":
-            rule = _torch_rules.torch_nadam(b1, b2, eps, float(group["momentum_decay"]))
+            rule = _torch_adaptive.torch_nadam(b1, b2, eps, float(group["momentum_decay"]))
         elif name == "RAdam":
-            rule = _torch_rules.torch_radam(b1, b2, eps)
+            rule = _torch_adaptive.torch_radam(b1, b2, eps)
         else:
-            rule = _torch_rules.torch_adamax(b1, b2, eps)
+            rule = _torch_adaptive.torch_adamax(b1, b2, eps)
         decoupled = group.get("decoupled_weight_decay", False)
         return [rule, *decay] if decoupled else [*decay, rule]
     if name == "Rprop":
         first = float(group["lr"])  # torch sizes the first step by the rate it starts with
-        return [_torch_rules.torch_rprop(first, group["etas"], group["step_sizes"])]
+        return [_torch_adaptive.torch_rprop(first, group["etas"], group["step_sizes"])]
     if name == "ASGD":  # p ← p(1 − λη) − η(g + wd p): both decays on the old params
         return (
             [optax.add_decayed_weights(wd + float(group["lambd"]))] if wd or group["lambd"] else []
         )
     if name == "Adadelta":
-        return [*decay, _torch_rules.torch_adadelta(float(group["rho"]), float(group["eps"]))]
+        return [*decay, _torch_adaptive.torch_adadelta(float(group["rho"]), float(group["eps"]))]
     init = float(group["initial_accumulator_value"])  # Adagrad
     return [*decay, _torch_rules.torch_adagrad(init, float(group["eps"]))]
 

@@ -212,3 +212,25 @@ def test_compare_torch_model_misuse_is_one_line(tmp_path, capsys, extra, match):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and __import__("re").search(match, err), err
+
+
+def test_every_flag_explains_itself_with_its_default():
+    p = cli.parser()
+    subparsers = next(
+        a for a in p._actions if isinstance(a, __import__("argparse")._SubParsersAction)
+    )
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"jgd {name} {action.option_strings or action.dest}: no help"
+            default = action.default
+            if default not in (None, False) and action.option_strings:
+                shown = str(default).removeprefix("./")
+                assert shown in action.help or f"./{shown}" in action.help, (name, action.help)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("jgd ")
