@@ -13,7 +13,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from jgd.apps.arguments import UsageError, parser
+from jgd.apps.arguments import TOUR_SECTIONS, UsageError, parser
 
 
 def _writable(folder: str, flag: str) -> pathlib.Path:
@@ -158,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+__all__ = ["TOUR_SECTIONS", "UsageError", "main", "parser"]
 
 
 if __name__ == "__main__":
