@@ -33,24 +33,11 @@ class Gather:
     step: Callable
     num_examples: int
     mesh: Any = None
+    checked: bool = False
 
     def __call__(self, data: Any, state: Any, rows: Any) -> tuple[Any, Any]:
-        rows = jnp.asarray(rows)
-        if not jnp.issubdtype(rows.dtype, jnp.integer):
-            raise TypeError(
-                f"rows has dtype {rows.dtype}; expected a 1-D int array of example indices "
-                "(one batch), e.g. jnp.array([3, 1, 4])."
-            )
-        if rows.ndim != 1:
-            raise ValueError(
-                f"rows has shape {rows.shape}; expected a 1-D int array of example indices (one "
-                "batch). For K steps at once, use jgd.scan_steps with rows of shape (K, B)."
-            )
-        if rows.shape[0] == 0:
-            raise ValueError(
-                "rows is empty (shape (0,)); a batch needs at least one example index."
-            )
-        rows = _batching.in_range(rows, self.num_examples)
+        rows = _batching.one_batch(jnp.asarray(rows))
+        rows = _batching.in_range(rows, self.num_examples, self.checked)
         batch = _parallel.shard_batch(_batching.gather(data, rows), self.mesh)
         return self.step(state, batch)
 
@@ -111,17 +98,21 @@ class Bound:
 
     program: Callable
     operands: Any
+    donate: bool = False
 
     def __post_init__(self):
         # looked up once here, not per call: hashing the program's dataclasses on every call
         # (jax.jit's static arguments) cost more than the rest of a batch-1 step's dispatch
-        object.__setattr__(self, "_compiled", compiled(self.program))
+        object.__setattr__(self, "_compiled", compiled(self.program, self.donate))
         object.__setattr__(self, "_check", getattr(self.program, "check", None))
+        object.__setattr__(self, "_mesh", _mesh_of(self.program))
 
     def __call__(self, state: Any, x: Any, *args: Any) -> tuple[Any, Any]:
         if self._check is not None:
             self._check(x, *args)
-        with _parallel.within(_mesh_of(self.program)):
+        if self._mesh is None:  # no context manager: it costs a tenth of a batch-1 step
+            return self._compiled(self.operands, state, x, *args)
+        with _parallel.within(self._mesh):
             return self._compiled(self.operands, state, x, *args)
 
 
@@ -135,12 +126,14 @@ def _mesh_of(program: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def compiled(program: Callable) -> Callable:
-    """``jax.jit(program)``, one per program: equal programs share their compiled code."""
-    return jax.jit(program)
+def compiled(program: Callable, donate: bool = False) -> Callable:
+    """``jax.jit(program)``, one per program (and ``donate``: the state, argument 1, donated)."""
+    return jax.jit(program, donate_argnums=(1,) if donate else ())
 
 
-def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
+def with_data(
+    step: Callable, data: Any, *, mesh: Any = None, donate: bool = False, checked: bool = False
+) -> Bound:
     """``step(state, rows) -> (state, metrics)``: the batch is gathered from ``data`` by index.
 
     The data is put on the device once; each call passes only the int index array ``rows`` and
@@ -153,6 +146,11 @@ def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
       step: ``step(state, batch) -> (state, metrics)``, e.g. from ``jgd.make_step``.
       data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``.
       mesh: a ``jax.sharding.Mesh``: each gathered batch is split by examples over its data axis.
+      donate: donate the state's buffers to the new state (``jax.jit``'s ``donate_argnums``):
+        XLA updates the params and optimizer state in place, and the state passed in is
+        deleted by the call (use only the state it returns). Off by default: the step is pure.
+      checked: rows out of range raise under ``checkify.checkify`` (below). Off by default: a
+        program with a check loses jax's C++ dispatch fast path (as much as a batch-1 step).
 
     Returns:
       ``step(state, rows) -> (state, metrics)``, ``rows`` a 1-D int array of example indices.
@@ -165,8 +163,9 @@ def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
     before the call (a ValueError naming the first bad index, at no device cost). ``rows`` on the
     device, or traced inside your own ``jax.jit``, are checked in the program: a row outside
     ``0..m - 1`` (negative ones too) gathers NaN, so the loss and the params become NaN rather
-    than silently using another example; to get an error naming the row there, run the step under
-    ``checkify.checkify`` (``from jax.experimental import checkify``)::
+    than silently using another example; to get an error naming the row there, make the step
+    with ``checked=True`` and run it under ``checkify.checkify``
+    (``from jax.experimental import checkify``)::
 
         err, (state, metrics) = checkify.checkify(jax.jit(my_loop))(state, rows)
         err.throw()  # JaxRuntimeError: with_data: rows[3] = -1 is outside 0..99, ...
@@ -186,11 +185,14 @@ def with_data(step: Callable, data: Any, *, mesh: Any = None) -> Bound:
             f"step={_errors.describe(step)} is not callable; expected step(state, batch), "
             "e.g. jgd.make_step(loss, optimizer)."
         )
+    for name, flag in (("donate", donate), ("checked", checked)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}={_errors.describe(flag)} is not valid; expected a bool.")
     m = _batching.num_examples(data)
     if mesh is not None:
         mesh = _parallel.auto(mesh)
     data = jax.tree_util.tree_map(jnp.asarray, data)
-    return Bound(Gather(step, m, mesh), jax.device_put(data))
+    return Bound(Gather(step, m, mesh, checked), jax.device_put(data), donate)
 
 
 def scan_steps(step: Callable) -> Callable:
@@ -209,8 +211,9 @@ def scan_steps(step: Callable) -> Callable:
         batches), a ``jgd.with_data`` step (``xs`` holds rows), or any such function.
 
     Returns:
-      ``steps(state, xs, count=None)``, pure; it compiles itself on its first call (with a
-      ``with_data`` step's data as an argument of the program).
+      ``steps(state, xs, count=None)``, pure (donating the state when the ``with_data`` step
+      does: ``donate=True``); it compiles itself on its first call (with a ``with_data`` step's
+      data as an argument of the program).
 
     Raises:
       ValueError: when the arrays of ``xs`` disagree on their leading axis (at the call).
@@ -229,8 +232,8 @@ def scan_steps(step: Callable) -> Callable:
       >>> int(state.step), bool(np.isnan(metrics["loss"][1]))
       (5, True)
     """
-    if isinstance(step, Bound):
-        return Bound(Scan(step.program), step.operands)
+    if isinstance(step, Bound):  # a donating step's block donates the state too
+        return Bound(Scan(step.program), step.operands, step.donate)
     if not callable(step):
         raise TypeError(
             f"step={_errors.describe(step)} is not callable; expected step(state, x), "

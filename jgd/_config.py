@@ -52,8 +52,8 @@ class RunConfig:
       state: the state the run starts from: fresh, or the ``TrainState`` given to continue.
       first_step: ``state.step`` on the host: the global step of the run's first update.
       mesh: a ``jax.sharding.Mesh`` or None.
-      eval_rows: the examples the loss at a run's start and end is evaluated on (all of them,
-        or a fixed sample of ``EVAL_EXAMPLES``), on the device.
+      eval_rows: the examples the loss at a run's start and end is evaluated on (the probe's,
+        or a fixed sample of them sized to the run: ``verdict_sample``), on the device.
       context: the recorders' ``Context`` (the probe examples, when a recorder reads them).
       stream: the data left on the host (``_stream.HostData``), or None.
     """
@@ -110,14 +110,8 @@ def configure(
     if jax.process_count() > 1:  # before any collective: one over unequal shapes aborts
         parts = _agree.arguments(loss, params, data, optimizer, learning_rate, key, options)
         _agree.agree("arguments", parts)
-    step = make_step(
-        loss,
-        optimizer,
-        options.mode,
-        learning_rate=learning_rate,
-        has_aux=options.has_aux,
-        **options.gradient(),
-    )
+    kw = {"learning_rate": learning_rate, "has_aux": options.has_aux, **options.gradient()}
+    step = make_step(loss, optimizer, options.mode, **kw)
     spec = _optim.resolve(optimizer, learning_rate)
     if not _modules.is_module(params):  # arrays on jax.make_mesh's Explicit axes: Auto labels
         params = _parallel.auto_arrays(params)
@@ -156,16 +150,20 @@ def configure(
     state = _continued(given, spec) if given else _fresh(params, spec, key, model_state)
     batch = _batch_shape(data, plan)
     _errors.scalar_loss(step.loss_at(state), state.params, batch, options.has_aux)
-    evaluated = eval_rows(m)
-    if host is not None:  # on the device: the examples the start and end losses are taken on
-        data = jax.tree_util.tree_map(jnp.asarray, host.read(evaluated))
-        evaluated = np.arange(len(evaluated), dtype=np.int32)
+    probed = eval_rows(m)
+    positions = verdict_sample(len(probed), plan)
+    evaluated = probed[positions]
+    if host is not None:  # on the device: the probe examples (the verdict's are among them)
+        data = jax.tree_util.tree_map(jnp.asarray, host.read(probed))
+        evaluated, probed = positions, np.arange(len(probed), dtype=np.int32)
     state, data = _place(state, data, plan, mesh)
     evaluated = jax.device_put(evaluated)
     if options.noise_scale_every is not None:
-        _check_noise_premise(options.noise_scale_every, step, state, data, evaluated)
+        _check_noise_premise(options.noise_scale_every, step, state, data, probed)
     recorders = options.run_recorders()
-    context = _engine.probe(data, evaluated) if _recorders.uses_context(recorders) else Context()
+    context = Context()
+    if _recorders.uses_context(recorders):
+        context = _engine.probe(data, jax.device_put(probed))
     return RunConfig(
         step=step,
         optimizer=spec,
@@ -201,12 +199,43 @@ def _premise(step: Step, params: Any, model_state: Any, batch: Any) -> tuple:
     return _noise.premise(lambda p, b: step.evaluate(p, model_state, b), params, batch)
 
 
+@functools.lru_cache(maxsize=64)
 def eval_rows(m: int) -> np.ndarray:
-    """All ``m`` examples, or a fixed sample of ``EVAL_EXAMPLES`` of them (the same every run)."""
+    """The probe: all ``m`` examples, or a fixed sample of ``EVAL_EXAMPLES`` of them (the same
+    every run), sorted; the instruments measure on it."""
     if m <= EVAL_EXAMPLES:
-        return np.arange(m, dtype=np.int32)
-    rows = np.random.default_rng(0).choice(m, EVAL_EXAMPLES, replace=False)
-    return np.sort(rows).astype(np.int32)
+        return _frozen(np.arange(m, dtype=np.int32))
+    rows = np.sort(np.random.default_rng(0).choice(m, EVAL_EXAMPLES, replace=False))
+    return _frozen(rows.astype(np.int32))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # cached: shared by every run of as many examples
+    return a
+
+
+VERDICT_MIN = 256  # the fewest probe examples a run's start and end losses are taken on
+
+
+def verdict_sample(probed: int, plan: _plans.Plan) -> np.ndarray:
+    """Positions into a probe of ``probed`` examples that a run's start and end losses (its
+    divergence verdict) are taken on: a quarter of the examples its steps see, at least
+    ``VERDICT_MIN``, at most the probe (fixed, sorted): two evaluations cost at most half the
+    run's own forward passes.
+
+    Examples:
+      >>> from jgd import _plans
+      >>> len(verdict_sample(4096, _plans.make(10_000, 1, 1, None)))  # 10,000 SGD steps
+      2500
+    """
+    return _sample(probed, max(VERDICT_MIN, plan.steps * plan.batch_size // 4))
+
+
+@functools.lru_cache(maxsize=64)
+def _sample(probed: int, wanted: int) -> np.ndarray:
+    if wanted >= probed:
+        return _frozen(np.arange(probed, dtype=np.int32))
+    return _frozen(np.sort(np.random.default_rng(1).permutation(probed)[:wanted]).astype(np.int32))
 
 
 def _run_key(key: Any, given: TrainState | None, plan: _plans.Plan, mode: str) -> jax.Array:

@@ -148,18 +148,19 @@ class Driver:
             return _parallel.put_replicated(tree, self.config.mesh)
         return jax.device_put(tree)
 
-    def _evaluate(self, state) -> float:
+    def _evaluate(self, start, end) -> tuple[float, float]:
+        """The losses at the run's start and end on its verdict's examples."""
         config = self.config
-        return float(
-            _compile.run(
-                _engine.evaluate,
-                config.step,
-                config.data,
-                config.eval_rows,
-                state.params,
-                state.model_state,
-            )
+        both = _compile.run(
+            _engine.evaluate_both,
+            config.step,
+            config.data,
+            config.eval_rows,
+            (start.params, start.model_state),
+            (end.params, end.model_state),
         )
+        initial, final = np.asarray(both).tolist()
+        return initial, final
 
     def _due(self, done: int, stop) -> bool:
         if not self.options.reporting:
@@ -201,7 +202,7 @@ class Driver:
         config, steps = self.config, self.config.plan.steps
         state = carry.train
         out = _fill(jax.tree.map(lambda *xs: np.concatenate(xs), *outputs), steps, state)
-        initial, final = (self._evaluate(s) for s in (config.state, state))
+        initial, final = self._evaluate(config.state, state)
         diverged, at, why = _result.verdict(
             out["loss"], stop, config.plan.steps_per_epoch, initial, final, config.first_step
         )

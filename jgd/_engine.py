@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import re
 from typing import Any
 
 import jax
@@ -180,6 +178,13 @@ def evaluate(step, data, rows, params, model_state):
     return step.evaluate(params, model_state, _batching.gather(data, rows))
 
 
+def evaluate_both(step, data, rows, start, end):
+    """The losses at a run's ``start`` and ``end`` ``(params, model_state)`` on the examples
+    ``rows`` (gathered once): one program, one transfer back, shape ``(2,)``."""
+    batch = _batching.gather(data, rows)
+    return jnp.stack([step.evaluate(*start, batch), step.evaluate(*end, batch)])
+
+
 def probe(data, rows) -> Context:
     """The recorders' ``Context``: the examples ``rows`` of ``data`` (the run's probe)."""
     return Context(_batching.gather(data, rows))
@@ -189,9 +194,12 @@ def run_many(static, params, model_state, hyperparams, keys, data, order, eval_r
     """Many fresh runs of one factory optimizer under ``jax.vmap``: one compiled program.
 
     Args:
-      static: ``(program, factory, plan, per_run_rows, fold)``: the run, its ``_optim.Factory``,
-        its batch plan (``_plans``), whether each run draws its rows with its own key, and
-        whether each run's key is folded into a module's RNG streams (``fit(model, key=k)``).
+      static: ``(program, factory, plan, per_run_rows, fold, together)``: the run, its
+        ``_optim.Factory``, its batch plan (``_plans``), whether each run draws its rows with its
+        own key, whether each run's key is folded into a module's RNG streams
+        (``fit(model, key=k)``), and how many runs go through the program together: None, all
+        of them (``jax.vmap``); k, k at a time, one batch after another (``jax.lax.map``'s
+        ``batch_size``; 1: the runs in turn, each as ``fit``'s program runs it).
       params: the initial params (shared).
       model_state: a module's model state (shared; ``()`` for params).
       hyperparams, keys: the numbers and the key of each run, stacked.
@@ -205,7 +213,7 @@ def run_many(static, params, model_state, hyperparams, keys, data, order, eval_r
       carry, the rows (one plan for all, or one per run), the runs, and the loss on the
       ``eval_rows`` at the shared start and at each run's end.
     """
-    program, factory, plan, per_run_rows, fold = static
+    program, factory, plan, per_run_rows, fold, together = static
 
     def init(h, key):
         opt_state = factory.transformation(h).init(params)
@@ -223,19 +231,20 @@ def run_many(static, params, model_state, hyperparams, keys, data, order, eval_r
     def one(carry, run_rows):
         return run_chunk(program, data, carry, run_rows, 0, count, 0, context)
 
-    runs = jax.vmap(one, in_axes=(0, 0 if per_run_rows else None))(starts, rows)
+    def each(fn, *xs):  # fn over the runs' leading axis: all at once, or k at a time
+        if together is None:
+            return jax.vmap(fn)(*xs)
+        return jax.lax.map(lambda x: fn(*x), xs, batch_size=together)
+
+    mine = one if per_run_rows else lambda carry: one(carry, rows)
+    runs = each(mine, starts, rows) if per_run_rows else each(mine, starts)
     step = program.step
     initial = evaluate(step, data, eval_rows, params, model_state)
     if fold:  # each run's start: its own dropout masks
-        initial = jax.vmap(lambda s: evaluate(step, data, eval_rows, params, s))(starts.model_state)
+        initial = each(lambda s: evaluate(step, data, eval_rows, params, s), starts.model_state)
     end = runs[0]
-    final = jax.vmap(lambda p, s: evaluate(step, data, eval_rows, p, s))(
-        end.params, end.model_state
-    )
+    final = each(lambda p, s: evaluate(step, data, eval_rows, p, s), end.params, end.model_state)
     return starts, rows, runs, (initial, final)
-
-
-_SYMBOL = re.compile(r"@[\w$.\-]+")
 
 
 def digest(program: Program, data, carry: Carry, rows, context) -> str:
@@ -256,8 +265,4 @@ def digest(program: Program, data, carry: Carry, rows, context) -> str:
     def fresh(*args):  # a new function: traced now, never a trace cached for an equal program
         return run_chunk(program, *args)
 
-    lowered = jax.jit(fresh).lower(data, carry, rows, i32, i32, i32, context)
-    text = lowered.as_text(debug_info=False)
-    names: dict[str, str] = {}
-    text = _SYMBOL.sub(lambda m: names.setdefault(m.group(0), f"@f{len(names)}"), text)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _compile.digest(jax.jit(fresh).lower(data, carry, rows, i32, i32, i32, context))

@@ -89,14 +89,51 @@ def float_params(name: str, params: Any) -> None:
 
 
 def finite_params(name: str, params: Any) -> None:
-    """Raises unless every float in ``params`` is finite (one boolean per leaf comes back)."""
-    for path, leaf in leaf_paths(params):
-        if not bool(jnp.all(jnp.isfinite(jnp.asarray(leaf)))):
+    """Raises unless every float in ``params`` is finite (one program, one boolean per leaf
+    comes back)."""
+    paths = leaf_paths(params)
+    if not paths:
+        return
+    finite = np.asarray(_finite_leaves([jnp.asarray(leaf) for _, leaf in paths]))
+    for (path, _), ok in zip(paths, finite, strict=True):
+        if not ok:
             where = "" if path == "<root>" else path
             raise ValueError(
                 f"{name}{where} has a non-finite value (NaN or Inf); a run must start from finite "
                 "params."
             )
+
+
+@jax.jit
+def _finite_leaves(leaves: list) -> jax.Array:
+    return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])
+
+
+_SHAPES: dict = {}  # (loss, its arguments' shapes) -> its output's shapes, for repeat calls
+
+
+def _shape_of(loss: Any, params: Any, batch: Any) -> Any:
+    """``jax.eval_shape(loss, params, batch)``, remembered for the same loss object and argument
+    shapes (the assumption ``jax.jit``'s cache makes too: a function traces the same way)."""
+    try:
+        key = (loss, _avals(params), _avals(batch))
+        hash(key)
+    except TypeError:  # an unhashable callable: traced every time
+        return jax.eval_shape(loss, params, batch)
+    if key not in _SHAPES:
+        if len(_SHAPES) >= 256:
+            _SHAPES.clear()
+        _SHAPES[key] = jax.eval_shape(loss, params, batch)
+    return _SHAPES[key]
+
+
+def _avals(tree: Any) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((np.shape(x), jnp.result_type(x), _weak(x)) for x in leaves)
+
+
+def _weak(x: Any) -> bool:
+    return bool(getattr(x, "weak_type", False))
 
 
 def not_half(name: str, params: Any, mode: str) -> None:
@@ -117,7 +154,7 @@ def scalar_loss(loss: Any, params: Any, batch: Any, has_aux: bool = False) -> No
     """Raises unless ``loss(params, batch)`` returns a real scalar, or ``(scalar, aux)`` with
     ``has_aux`` (``aux`` a pytree of arrays); checked abstractly, without running it."""
     try:
-        out = jax.eval_shape(loss, params, batch)
+        out = _shape_of(loss, params, batch)
     except TypeError as e:
         if not has_aux or "not a valid JAX type" not in str(e):
             raise

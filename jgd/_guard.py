@@ -184,6 +184,11 @@ def guard(steps: Callable, *, check: str = "full", max_loss: float | None = None
             f"steps={_errors.describe(steps)} is not a block of steps; expected "
             "jgd.scan_steps(jgd.make_step(...)) or jgd.scan_steps(jgd.with_data(...))."
         )
+    if steps.donate:  # a blown-up block is replayed from its start state, which it would delete
+        raise ValueError(
+            "steps donates its state (with_data(..., donate=True)), but the guard replays a "
+            "blown-up block from its start state; guard a block of a step without donate=True."
+        )
     replay = _blocks.Bound(_blocks.Scan(_map_step(steps.program.inner, checked)), steps.operands)
 
     def guarded(state: Any, xs: Any, count: Any = None):

@@ -7,6 +7,7 @@ unwrapped; other implementations and shapes are refused by name rather than fail
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ from jgd import _errors
 def as_key(key: Any) -> jax.Array:
     """An int seed, a raw uint32 key or a typed key, as a raw uint32 key (checkpointable)."""
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return jax.random.PRNGKey(check_seed(key, "key"))
+        return jnp.asarray(_seed_key(check_seed(key, "key")))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         impl = str(jax.random.key_impl(key))
         if "threefry" not in impl or key.shape != ():
@@ -36,6 +37,15 @@ def as_key(key: Any) -> jax.Array:
             "such as jax.random.key(0), or raw threefry key data (uint32, shape (2,))."
         )
     return arr
+
+
+@functools.lru_cache(maxsize=256)
+def _seed_key(seed: int) -> np.ndarray:
+    """The key data of an int seed, derived once, on the host: each call puts a new array on the
+    device (a shared one would be deleted by the first step that donates its state)."""
+    key = np.asarray(jax.random.PRNGKey(seed))
+    key.flags.writeable = False
+    return key
 
 
 def seed_keys(seeds: list[int]) -> jax.Array:

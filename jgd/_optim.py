@@ -65,7 +65,7 @@ class Factory:
                     "learning_rate=...)."
                 )
             values = as_arrays(hyperparams, _dtype_of(params))
-            return Hyperparams(values, self._inner(values).init(params))
+            return Hyperparams(values, _compiled_init(self)(values, params))
 
         def update(updates, state, params=None):
             self.check_state(state)
@@ -93,6 +93,13 @@ class Factory:
 
     def _inner(self, values: dict[str, Any]) -> optax.GradientTransformation:
         return self.func(**dict(self.static), **values)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_init(factory: Factory) -> Callable:
+    """The factory's inner ``init`` from its numbers, compiled once per factory: one dispatch
+    instead of an op-by-op state (the numbers are traced, as in every update)."""
+    return jax.jit(lambda values, params: factory._inner(values).init(params))
 
 
 class Optimizer(NamedTuple):

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from jgd import (
+    _batch_runs,
     _compile,
     _config,
     _engine,
@@ -49,6 +50,7 @@ def sweep(
     seeds: Sequence[int] | None = None,
     key: Any = None,
     mesh: Any = None,
+    batch_runs: int | str = "auto",
     **fit_options: Any,
 ) -> SweepResult:
     """``fit`` over a grid of learning rates and seeds, in one compiled, vmapped call.
@@ -69,7 +71,10 @@ def sweep(
         when shuffling, one shared batch plan).
       key: the key for every run when ``seeds`` is None.
       mesh: a ``jax.sharding.Mesh``: the runs are spread over its data axis (each device runs
-        its share of them; the data is replicated).
+        its share of them, batched; the data is replicated).
+      batch_runs: the runs batched together: ``"all"`` (one ``jax.vmap``), an int k (k at a
+        time, in one program: ``jax.lax.map``; 1: in turn), or ``"auto"``: 1 for a loss with a
+        convolution (slower vmapped on CPU), else ``"all"`` (``benchmarks/README.md``).
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
         ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
         ``grad_norm``, ``update_norm``, ``recorders``, ``sharpness_every``,
@@ -101,6 +106,7 @@ def sweep(
     first_key = seed_list[0] if seeds is not None else key
     options = RunOptions.from_keywords(fit_options)
     mesh = None if mesh is None else _parallel.auto(mesh)
+    _batch_runs.check(batch_runs, mesh)
     results = []
     for factory, floats in _grid.groups(optimizer, grid):
         first = functools.partial(factory, **{name: v[0] for name, v in floats.items()})
@@ -124,17 +130,18 @@ def sweep(
             )
         model_state = _modules.split(params)[1] if _modules.is_module(params) else ()
         fold = _modules.is_module(params) and (seeds is not None or key is not None)
-        results.append(_Sweep(config, runs, seeds is not None, mesh, model_state, fold).run())
+        together = _batch_runs.together(batch_runs, config, len(runs), model_state)
+        results.append(_Sweep(config, runs, seeds, mesh, model_state, fold, together).run())
     return results[0] if len(results) == 1 else _sweep_result.concatenate(results)
 
 
 class _Sweep:
     """One configured sweep: the vmapped run, then fit's guard for the runs that blew up."""
 
-    def __init__(self, config, runs, per_run_keys, mesh, model_state, fold):
-        self.config, self.runs, self.mesh = config, runs, mesh
+    def __init__(self, config, runs, per_run_keys, mesh, model_state, fold, together):
+        self.config, self.runs, self.mesh, self.together = config, runs, mesh, together
         self.model_state, self.fold = model_state, fold  # the module's, before any key
-        self.per_run_rows = per_run_keys and config.plan.keyed
+        self.per_run_rows = per_run_keys is not None and config.plan.keyed
         self.program = config.program(config.plan.steps)
 
     def run(self) -> SweepResult:
@@ -147,7 +154,8 @@ class _Sweep:
     def _run(self) -> SweepResult:
         params, model_state, hyperparams, keys = self._arguments()
         config = self.config
-        static = (self.program, config.optimizer.static, config.plan, self.per_run_rows, self.fold)
+        static = (self.program, config.optimizer.static, config.plan, self.per_run_rows)
+        static += (self.fold, self.together)
         order = getattr(config.plan, "order", None)
         order = None if order is None else jnp.asarray(order)
         starts, rows, (ends, metrics, finite), (initial, final) = _compile.run(

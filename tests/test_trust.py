@@ -140,10 +140,10 @@ def test_the_noise_scale_of_a_loss_that_is_not_a_mean_is_refused():
     assert float(jgd.gradient_noise_scale(plain, jnp.zeros(3), (X, y))) > 0
 
 
-def _data_step():
+def _data_step(checked=False):
     X, y = np.arange(8.0)[:, None], 3 * np.arange(8.0)
     loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
-    step = jgd.with_data(jgd.make_step(loss, optax.sgd(0.01)), (X, y))
+    step = jgd.with_data(jgd.make_step(loss, optax.sgd(0.01)), (X, y), checked=checked)
     return step, jgd.TrainState.create(jnp.zeros(1), optax.sgd(0.01))
 
 
@@ -160,9 +160,13 @@ def test_negative_rows_on_the_device_never_use_another_example():
 def test_rows_out_of_range_inside_a_users_jit_are_nan_and_checkify_names_them():
     from jax.experimental import checkify
 
-    step, state = _data_step()
-    loop = jax.jit(lambda s, rows: jgd.scan_steps(step)(s, rows))
+    plain, state = _data_step()
     rows = jnp.array([[0, 1], [2, 9]])
+    plain_loop = jax.jit(lambda s, rows: jgd.scan_steps(plain)(s, rows))
+    assert not jax.make_jaxpr(plain_loop)(state, rows).effects  # jax's fast dispatch path
+    assert np.isnan(plain_loop(state, rows)[1]["loss"][1])
+    step, state = _data_step(checked=True)
+    loop = jax.jit(lambda s, rows: jgd.scan_steps(step)(s, rows))
     losses = loop(state, rows)[1]["loss"]
     assert np.isfinite(losses[0]) and np.isnan(losses[1])
     err, _ = checkify.checkify(loop)(state, rows)
