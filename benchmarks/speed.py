@@ -15,10 +15,12 @@ cross-entropy) on 10,000 MNIST-shaped rows.
 - ``dispatch``: a loop of one ``jgd.with_data`` step per call against a hand-written
   ``jax.jit`` step with the gather inside: pure against pure, donated against donated.
 - ``instruments``: a step between ``sharpness_every`` / ``noise_scale_every`` records against a
-  plain step, each the slope between runs of E + 1 and 2E steps (the same two records).
+  plain step, each the slope between runs of E + 1 and 2E steps (the same two records), on 512
+  rows (the probe the records take is all of them: their noise stays under the slope's).
 - ``sweep``: end to end, compile included (every cache cleared first), a ``jgd.sweep`` of R
   learning rates, all vmapped and in turn, against a loop of R ``fit`` calls; the MLP and a
-  small conv net, R = 4, 16, 64, 2,048 rows, B=32, one epoch.
+  small conv net, R = 4, 8, 16, 64, 1,024 rows, B=32, one epoch; the verdict on what
+  ``batch_runs="auto"`` picks.
 - ``stream``: ``fit(stream=True)`` from a memmap (in the page cache, and evicted before each
   run) against the same run in memory, B=256, steps per second.
 
@@ -317,7 +319,8 @@ def recompile_report(records: list[dict]) -> tuple[list[str], dict]:
     return lines, record
 
 
-SLOPES = {1: 1000, 64: 300}  # batch size: E, records at steps 0 and E of runs of E + 1 and 2E
+SLOPES = {1: 4000, 64: 1000}  # batch size: E, records at steps 0 and E of runs of E + 1 and 2E
+PROBED = 512  # rows: the probe is all of them, so that a record's noise stays under the slope's
 
 
 def instruments_worker(args) -> dict:
@@ -329,9 +332,10 @@ def instruments_worker(args) -> dict:
     import jgd
 
     loss, params, _, device, rng = _setup()
+    device = tuple(a[:PROBED] for a in device)
     out = {}
     for batch, every in SLOPES.items():
-        order = rng.integers(0, EXAMPLES, (2 * every, batch)).astype("int32")
+        order = rng.integers(0, PROBED, (2 * every, batch)).astype("int32")
 
         def runner(n, extra, order=order):
             def once():
@@ -407,8 +411,8 @@ def conv_model():
     return loss, params
 
 
-SWEEP_RUNS = (4, 16, 64)
-SWEEP_EXAMPLES = 2048
+SWEEP_RUNS = (4, 8, 16, 64)
+SWEEP_EXAMPLES = 1024
 
 
 def _cold():
@@ -466,8 +470,24 @@ def sweep_worker(args) -> dict:
                 "loop of fits": loop,
                 "loop of fits (A/A)": loop,
             }
-            out[f"{model}, R={runs}"] = _paired.interleaved(contenders, args.rounds)
+            times = _paired.interleaved(contenders, args.rounds)
+            times["auto"] = _auto_choice(loss, params, (X, y), runs)
+            out[f"{model}, R={runs}"] = times
     return out
+
+
+def _auto_choice(loss, params, data, runs) -> str:
+    """What ``batch_runs="auto"`` picks for this sweep."""
+    import optax
+
+    from jgd import _batch_runs, _config
+    from jgd._options import RunOptions
+
+    config = _config.configure(
+        loss, params, data, optimizer=optax.sgd, learning_rate=0.1, key=0, mesh=None,
+        options=RunOptions(batch_size=32),
+    )  # fmt: skip
+    return "in turn" if _batch_runs.together("auto", config, runs, ()) == 1 else "all vmapped"
 
 
 def sweep_report(records: list[dict]) -> tuple[list[str], dict]:
@@ -482,7 +502,7 @@ def sweep_report(records: list[dict]) -> tuple[list[str], dict]:
         aa = _paired.ratios(per, "loop of fits (A/A)", "loop of fits")
         vm = _paired.ratios(per, "sweep, all vmapped", "loop of fits")
         turn = _paired.ratios(per, "sweep, in turn", "loop of fits")
-        auto = "in turn" if case.startswith("conv") else "all vmapped"
+        auto = per[0]["auto"]
         verdict = _paired.verdict(turn if auto == "in turn" else vm, aa, 1.05)
         base = statistics.median(p["loop of fits"] for p in per)
         lines.append(

@@ -214,21 +214,24 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-VERDICT_MIN = 256  # the fewest probe examples a run's start and end losses are taken on
+VERDICT_MIN, VERDICT_MAX = 256, 1024  # the probe examples a run's start and end losses see
 
 
 def verdict_sample(probed: int, plan: _plans.Plan) -> np.ndarray:
     """Positions into a probe of ``probed`` examples that a run's start and end losses (its
-    divergence verdict) are taken on: a quarter of the examples its steps see, at least
-    ``VERDICT_MIN``, at most the probe (fixed, sorted): two evaluations cost at most half the
-    run's own forward passes.
+    divergence verdict) are taken on: a quarter of the examples its steps see, from
+    ``VERDICT_MIN`` to ``VERDICT_MAX`` (fixed, sorted): two evaluations cost at most half the
+    run's own forward passes, and a doubled loss still stands out of its sampling noise.
 
     Examples:
       >>> from jgd import _plans
       >>> len(verdict_sample(4096, _plans.make(10_000, 1, 1, None)))  # 10,000 SGD steps
-      2500
+      1024
+      >>> len(verdict_sample(4096, _plans.make(10_000, 1, 1, np.zeros((2000, 1), int))))
+      500
     """
-    return _sample(probed, max(VERDICT_MIN, plan.steps * plan.batch_size // 4))
+    seen = plan.steps * plan.batch_size // 4
+    return _sample(probed, min(VERDICT_MAX, max(VERDICT_MIN, seen)))
 
 
 @functools.lru_cache(maxsize=64)

@@ -3,6 +3,8 @@
 Each chunk is an ``_engine.Chunk`` (one call of ``run_chunk`` from the chunk's start carry), run by
 ``_guard.run`` (which replays it exactly when it blew up). Between chunks the host updates the
 progress bar, saves checkpoints and calls the callback; the columns come back once per chunk.
+The next chunk is dispatched from a chunk's end before its losses are read back, so the device
+never waits for the host between chunks; the guard keeping another state (a stop) drops it.
 """
 
 from __future__ import annotations
@@ -107,10 +109,19 @@ class Driver:
         steps = self.config.plan.steps
         bar = _progress_bar(steps, self.options.progress, done)
         reported = done - done % self.every if self.every else done  # resumed: the whole report
+        ahead = None  # the next chunk, dispatched before this one's losses are read back
         try:
             while done < steps and stop is None:
                 count = min(self.chunk, steps - done)
-                carry, metrics, stop = self._chunk(carry, done, count)
+                chunk, look = ahead or self._dispatch(carry, done, count)
+                following = done + count
+                ahead = None
+                if following < steps:  # from this chunk's end, unchecked: kept if it is finite
+                    step_count = min(self.chunk, steps - following)
+                    ahead = self._dispatch(look[0], following, step_count)
+                carry, metrics, stop = self._guarded(chunk, count, look)
+                if stop is not None or carry is not look[0]:
+                    ahead = None  # started from a state the guard did not keep
                 outputs.append(metrics)
                 done += count
                 if self.checkpoints is not None:  # before the callback, which may raise
@@ -127,7 +138,8 @@ class Driver:
                 bar.close()
         return carry, stop, outputs
 
-    def _chunk(self, start, done, count):
+    def _dispatch(self, start, done, count):
+        """The chunk from step ``done`` and its unchecked run, dispatched (not waited for)."""
         config = self.config
         data, rows, offset = config.data, self.rows, done
         if self.prefetch is not None:  # this chunk's examples, and rows into them
@@ -135,12 +147,17 @@ class Driver:
             offset = 0
         first = config.first_step + done
         chunk = Chunk(self.program, data, start, rows, offset, first, config.context)
-        options = config.options
+        return chunk, chunk.run(count)
+
+    def _guarded(self, chunk, count, look):
+        """The guard's verdict on a dispatched chunk (``_guard.run``): it waits for its losses
+        and replays it when it blew up."""
+        options = self.config.options
         carry, metrics, stop = _guard.run(
-            chunk, count, guard=options.guard, max_loss=options.max_loss
+            chunk, count, guard=options.guard, max_loss=options.max_loss, first_look=look
         )
         if stop is not None:
-            stop = _guard.Stop(first + stop[0], stop[1])
+            stop = _guard.Stop(chunk.first + stop[0], stop[1])
         return carry, metrics, stop
 
     def _put(self, tree):

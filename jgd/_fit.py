@@ -90,8 +90,8 @@ def fit(
       sharpness_every: record the sharpness, the top eigenvalue of the loss's Hessian, at every
         global step that is a multiple of it (``result.sharpness``), inside the compiled run:
         power iteration on Hessian-vector products, warm-started from the previous record's
-        eigenvector; measured on all the data, or the fixed sample of 4,096 examples the start
-        and end losses are taken on. Steps between records cost what they cost without it.
+        eigenvector; measured on the run's probe: all the data, or a fixed sample of 4,096
+        examples. Steps between records cost what they cost without it.
       noise_scale_every: record the simple gradient noise scale tr(Σ)/‖G‖² the same way
         (``result.noise_scale``; see ``jgd.gradient_noise_scale``): a pass of per-example
         gradients over those examples per record.

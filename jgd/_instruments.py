@@ -5,8 +5,8 @@
 ICLR 2021), and ``noise_scale_every=N`` the simple gradient noise scale tr(Σ)/‖G‖² (McCandlish et
 al., "An Empirical Model of Large-Batch Training", 2018), at every global step ``t`` with
 ``t % N == 0``, at the params before that step's update (where the step's loss is taken). Both
-are measured on the run's fixed probe examples: all the data, or the fixed sample of 4,096 the
-run's start and end losses are taken on.
+are measured on the run's fixed probe examples: all the data, or a fixed sample of 4,096 (the
+run's start and end losses are taken on a smaller sample of those).
 
 How: each instrument is a recorder (``_recorders``) with ``every=N``: the run's loop jumps from
 one record step to the next (``_engine``), so a step between records runs only the step. The

@@ -44,8 +44,9 @@ class FitResult:
         else None.
       noise_scale: with ``noise_scale_every``, the simple gradient noise scale as a
         ``jgd.Series``; else None.
-      initial_loss, final_loss: the loss on the data (all of it, or a fixed sample of 4,096
-        examples) at the first and the final params: what ``"rose"`` is judged on.
+      initial_loss, final_loss: the loss at the first and the final params on a fixed sample of
+        the data sized to the run (a quarter of the examples its steps see, 256 to 1,024, all
+        of them when fewer): what ``"rose"`` is judged on.
       compile_time: seconds spent compiling (0.0 when every program was reused).
       run_time: seconds spent running, compile time excluded.
       aux: with ``has_aux=True``, the loss's aux at each step (its pytree, each leaf with a

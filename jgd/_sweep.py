@@ -30,6 +30,7 @@ from jgd import (
     _optim,
     _parallel,
     _sweep_result,
+    _sweep_turns,
 )
 from jgd._engine import Chunk
 from jgd._keys import seed_keys
@@ -73,8 +74,8 @@ def sweep(
       mesh: a ``jax.sharding.Mesh``: the runs are spread over its data axis (each device runs
         its share of them, batched; the data is replicated).
       batch_runs: the runs batched together: ``"all"`` (one ``jax.vmap``), an int k (k at a
-        time, in one program: ``jax.lax.map``; 1: in turn), or ``"auto"``: 1 for a loss with a
-        convolution (slower vmapped on CPU), else ``"all"`` (``benchmarks/README.md``).
+        time, in one program: ``jax.lax.map``), 1 (in turn, each ``fit``'s own program), or
+        ``"auto"``: 1 for fewer than 8 runs or a loss with a convolution, else ``"all"``.
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
         ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
         ``grad_norm``, ``update_norm``, ``recorders``, ``sharpness_every``,
@@ -130,7 +131,7 @@ def sweep(
             )
         model_state = _modules.split(params)[1] if _modules.is_module(params) else ()
         fold = _modules.is_module(params) and (seeds is not None or key is not None)
-        together = _batch_runs.together(batch_runs, config, len(runs), model_state)
+        together = _batch_runs.together(batch_runs, config, len(runs), model_state, mesh)
         results.append(_Sweep(config, runs, seeds, mesh, model_state, fold, together).run())
     return results[0] if len(results) == 1 else _sweep_result.concatenate(results)
 
@@ -158,18 +159,12 @@ class _Sweep:
         static += (self.fold, self.together)
         order = getattr(config.plan, "order", None)
         order = None if order is None else jnp.asarray(order)
-        starts, rows, (ends, metrics, finite), (initial, final) = _compile.run(
-            _engine.run_many,
-            static,
-            params,
-            model_state,
-            hyperparams,
-            keys,
-            config.data,
-            order,
-            config.eval_rows,
-            config.context,
-        )
+        args = (params, model_state, hyperparams, keys, config.data, order, config.eval_rows)
+        if self.together == 1:  # in turn: each run is fit's own program
+            out = _sweep_turns.run(static, *args, config.context)
+        else:
+            out = _compile.run(_engine.run_many, static, *args, config.context)
+        starts, rows, (ends, metrics, finite), (initial, final) = out
         n = len(self.runs)
         if len(finite) > n:  # a mesh padded the runs
             ends, finite, final = jax.tree.map(lambda x: x[:n], (ends, finite, final))

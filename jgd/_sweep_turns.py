@@ -1,0 +1,63 @@
+"""``sweep``'s runs in turn: each run is ``fit``'s own compiled chunk, dispatched one after another.
+
+Where vmapping the runs does not pay (a few runs, whose one vmapped program compiles longer than
+it saves, or a convolution, which vmapped over per-run kernels compiles and runs slower on
+CPU), the runs go one by one through the program ``fit`` compiles for one run: a sweep then
+costs a loop of ``fit`` calls less their fixed costs, and shares its compiled programs with
+``fit``. The runs are dispatched without waiting for each other; ``run`` returns what
+``_engine.run_many`` returns, stacked over the runs, so the rest of ``sweep`` (the guard's
+replays, the result) is the same for both.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jgd import _compile, _engine, _modules, _recorders
+from jgd._engine import Chunk
+from jgd._state import Carry, TrainState
+
+
+def run(static, params, model_state, hyperparams, keys, data, order, eval_rows, context):
+    """``_engine.run_many``'s result, the runs computed in turn (its arguments, the same)."""
+    program, factory, plan, per_run_rows, fold, _ = static
+    del order  # an explicit plan's rows are the plan's own (``plan.rows``)
+    starts, rows, ends, columns, finite, losses = [], [], [], [], [], []
+    shared = None
+    for i in range(len(keys)):
+        numbers = jax.tree.map(lambda x, i=i: x[i], hyperparams)
+        key = jnp.asarray(keys[i])
+        opt_state = factory.transformation(numbers).init(params)
+        mine = _modules.fold(model_state, key) if fold else model_state
+        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), key, mine)
+        start = Carry.start(state, _recorders.init(program.recorders, params, context))
+        if per_run_rows or shared is None:
+            shared = plan.rows(key, 0, program.chunk)
+        end, out, ok = Chunk(program, data, start, shared, 0, 0, context).run(plan.steps)
+        both = _compile.run(
+            _engine.evaluate_both,
+            program.step,
+            data,
+            eval_rows,
+            (params, mine),
+            (end.params, end.model_state),
+        )
+        for kept, value in zip(
+            (starts, rows, ends, columns, finite, losses),
+            (start, shared, end, out, ok, both),
+            strict=True,
+        ):
+            kept.append(value)
+
+    def stack(trees):
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+    losses = jnp.stack(losses)
+    run_rows = stack(rows) if per_run_rows else rows[0]
+    return (
+        stack(starts),
+        run_rows,
+        (stack(ends), stack(columns), jnp.stack(finite)),
+        (losses[:, 0], losses[:, 1]),
+    )
