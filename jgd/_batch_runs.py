@@ -1,12 +1,12 @@
 """How ``sweep`` maps its runs over the compiled program: all under ``jax.vmap``, k at a time,
 or in turn.
 
-``jax.vmap`` over the runs fills the cores when one run of a small model leaves them idle, but
-its one program compiles longer than a run's, which a few runs do not win back; and a
+``jax.vmap`` over the runs fills the cores when one run of a small model leaves them idle. A
 convolution vmapped over runs with their own kernels becomes a grouped convolution, which
-XLA:CPU compiles and runs slower than the runs in turn (``benchmarks/speed.py sweep``). So by
-default fewer than ``VMAP_FROM`` runs, or a loss that convolves, run in turn, each as ``fit``'s
-own compiled program (``_sweep_turns``); other sweeps are vmapped.
+XLA:CPU compiles and runs slower than the runs in turn (``benchmarks/speed.py sweep``): by
+default a loss that convolves runs its runs in turn, each as ``fit``'s own compiled program
+(``_sweep_turns``); other sweeps are vmapped. (A sweep of a few short runs, where compiling
+dominates, can be faster in turn too: ``batch_runs=1``.)
 """
 
 from __future__ import annotations
@@ -34,17 +34,13 @@ def check(batch_runs: Any, mesh: Any) -> None:
         )
 
 
-VMAP_FROM = 8  # "auto" vmaps this many runs or more (benchmarks/speed.py sweep)
-
-
 def together(batch_runs: Any, config: Any, count: int, model_state: Any, mesh: Any = None):
     """``run_many``'s ``together``: None (all runs vmapped), k (k at a time), or 1 (in turn,
     each run ``fit``'s own program: ``_sweep_turns``). Over a mesh, always None."""
     if mesh is not None:
         return None
     if batch_runs == "auto":
-        few = count < VMAP_FROM
-        batch_runs = 1 if few or convolves(config, model_state) else "all"
+        batch_runs = 1 if convolves(config, model_state) else "all"
     if batch_runs == "all" or int(batch_runs) >= count:
         return None
     return int(batch_runs)
