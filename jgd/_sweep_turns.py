@@ -50,14 +50,15 @@ def run(static, params, model_state, hyperparams, keys, data, order, eval_rows, 
         ):
             kept.append(value)
 
-    def stack(trees):
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    kept = (starts, rows if per_run_rows else (), ends, columns, finite, losses)
+    starts, stacked_rows, ends, columns, finite, losses = _stack(kept)
+    run_rows = stacked_rows if per_run_rows else rows[0]
+    return starts, run_rows, (ends, columns, finite), (losses[:, 0], losses[:, 1])
 
-    losses = jnp.stack(losses)
-    run_rows = stack(rows) if per_run_rows else rows[0]
-    return (
-        stack(starts),
-        run_rows,
-        (stack(ends), stack(columns), jnp.stack(finite)),
-        (losses[:, 0], losses[:, 1]),
-    )
+
+@jax.jit
+def _stack(lists: tuple) -> tuple:
+    """Each list of per-run trees stacked over the runs, in one program (stacked eagerly, every
+    leaf's shape would compile a program of its own)."""
+    stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if trees else () for trees in lists]
+    return tuple(stacked)
