@@ -232,25 +232,6 @@ def dispatch_report(records: list[dict]) -> tuple[list[str], dict]:
     return lines, record
 
 
-def _compile_counter():
-    """``jax.monitoring``'s backend compiles minus persistent-cache hits, as ``count()``."""
-    from jax import monitoring
-
-    seen = {"compiles": 0, "hits": 0}
-
-    def on_duration(name, secs, **kw):
-        if name == "/jax/core/compile/backend_compile_duration":
-            seen["compiles"] += 1
-
-    def on_event(name, **kw):
-        if name == "/jax/compilation_cache/cache_hits":
-            seen["hits"] += 1
-
-    monitoring.register_event_duration_secs_listener(on_duration)
-    monitoring.register_event_listener(on_event)
-    return lambda: seen["compiles"] - seen["hits"]
-
-
 def recompile_worker(args) -> dict:
     """Each call builds its optimizer (and a loss closure) afresh, as a notebook cell does."""
     import jax
@@ -258,7 +239,6 @@ def recompile_worker(args) -> dict:
 
     import jgd
 
-    count = _compile_counter()
     loss, params, _, device, rng = _setup()
     out = {}
     cases = {
@@ -280,15 +260,15 @@ def recompile_worker(args) -> dict:
         ).params,
     }  # fmt: skip
     for name, call in cases.items():
-        before = count()
-        first = _clock(call)()
-        compiled_first = count() - before
+        with jgd.timing.backend_compiles() as counted:
+            first = _clock(call)()
+        compiled_first = counted["n"]
         seconds = []
         news = []
         for _ in range(args.rounds):
-            before = count()
-            seconds.append(_clock(call)())
-            news.append(count() - before)
+            with jgd.timing.backend_compiles() as counted:
+                seconds.append(_clock(call)())
+            news.append(counted["n"])
         out[name] = {
             "first_s": first,
             "first_compiles": compiled_first,

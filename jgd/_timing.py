@@ -15,8 +15,9 @@ blocks on JAX's asynchronous results nor alternates contenders, hence these few 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -121,3 +122,43 @@ def interleaved(
 
 
 __all__ = ["Ratio", "Timing", "blocked", "interleaved", "ratio", "timeit"]
+
+
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+@contextlib.contextmanager
+def backend_compiles() -> Iterator[dict[str, int]]:
+    """``with backend_compiles() as counted:``: XLA backend compiles inside the block, minus
+    persistent-cache hits (``jax.monitoring``'s events), in ``counted["n"]`` after it.
+
+    What "compiles nothing new" means: neither tracing nor lowering counts, only XLA's compile.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jgd
+      >>> f, x = jax.jit(lambda x: x * 3.0), jnp.ones(7)
+      >>> with jgd.timing.backend_compiles() as counted:
+      ...     _ = f(x), f(x)  # the second call reuses the first's program
+      >>> counted["n"]
+      1
+    """
+    seen = {"compiles": 0, "hits": 0}
+
+    def on_duration(name: str, secs: float, **kw: Any) -> None:
+        if name == BACKEND_COMPILE:
+            seen["compiles"] += 1
+
+    def on_event(name: str, **kw: Any) -> None:
+        if name == CACHE_HIT:
+            seen["hits"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    jax.monitoring.register_event_listener(on_event)
+    counted: dict[str, int] = {}
+    try:
+        yield counted
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_duration)
+        jax.monitoring.unregister_event_listener(on_event)
+        counted["n"] = seen["compiles"] - seen["hits"]

@@ -1,14 +1,11 @@
 """What a call reuses and what it checks cheaply: compiled programs found by their lowered
 digest, the verdict's sample sized to the run, the data's finiteness in one pass, donation."""
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax import monitoring
 
 import jgd
 from jgd import _batch_runs, _config, _plans
@@ -17,28 +14,7 @@ from jgd._options import RunOptions
 LINE = jgd.problems.line_loss
 
 
-@contextlib.contextmanager
-def backend_compiles():
-    """``jax.monitoring``'s backend compiles (minus persistent-cache hits) inside the block."""
-    seen = {"compiles": 0, "hits": 0}
-
-    def on_duration(name, secs, **kw):
-        if name == "/jax/core/compile/backend_compile_duration":
-            seen["compiles"] += 1
-
-    def on_event(name, **kw):
-        if name == "/jax/compilation_cache/cache_hits":
-            seen["hits"] += 1
-
-    monitoring.register_event_duration_secs_listener(on_duration)
-    monitoring.register_event_listener(on_event)
-    counted = {}
-    try:
-        yield counted
-    finally:
-        monitoring.unregister_event_duration_listener(on_duration)
-        monitoring.unregister_event_listener(on_event)
-        counted["n"] = seen["compiles"] - seen["hits"]
+backend_compiles = jgd.timing.backend_compiles
 
 
 def _line(m=64):
