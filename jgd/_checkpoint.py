@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -89,7 +90,8 @@ class Checkpoints:
             )
 
     def _claim(self) -> None:
-        """Checks the marker against this run, or marks the (empty) folder as this run's."""
+        """Checks the marker against this run, or marks the (empty) folder as this run's. A run
+        continued to more steps (``continues``) marks the folder with its longer plan."""
         marker = pathlib.Path(self.directory) / _MARKER
         if not marker.exists():
             io.write_text(marker, json.dumps(self.description, indent=1))
@@ -101,7 +103,8 @@ class Checkpoints:
                 f"checkpoint_dir={self.directory!r}: its {_MARKER} cannot be read ({e}); "
                 "use a new checkpoint_dir."
             ) from None
-        self._check_same_run(saved)
+        if self._check_same_run(saved):
+            io.write_text(marker, json.dumps(self.description, indent=1))
 
     def save(self, step: int, payload: Any) -> None:
         """Writes ``payload`` (a pytree of arrays) as the checkpoint of ``step``; waits for it.
@@ -155,8 +158,11 @@ class Checkpoints:
         io.write_text(marker, json.dumps(self.description, indent=1))
         self._manager.reload()
 
-    def restore_latest(self, template: Any) -> tuple[int, Any] | None:
+    def restore_latest(self, template: Callable[[int], Any]) -> tuple[int, Any] | None:
         """``(step, payload)`` of the newest checkpoint that restores, or None when there is none.
+
+        ``template(steps)`` is the payload's layout for a run of ``steps`` steps: a checkpoint
+        of the shorter run this one continues holds that run's layout.
 
         Raises:
           ValueError: the checkpoint belongs to a run with other arguments.
@@ -169,12 +175,13 @@ class Checkpoints:
                 )
             except Exception:  # unreadable description: judged with the state below
                 saved = None
+            length = _steps(self.description)
             if saved is not None:
                 self._check_same_run(saved["run"])
+                length = _steps(saved["run"]) or length
             try:
-                restored = self._manager.restore(
-                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
-                )
+                layout = ocp.args.StandardRestore(template(length))
+                restored = self._manager.restore(step, args=ocp.args.Composite(state=layout))
             except Exception as e:  # orbax raises many types for damaged files
                 aside = self._move_aside(step)
                 warnings.warn(
@@ -197,7 +204,9 @@ class Checkpoints:
         self._manager.reload()
         return target
 
-    def _check_same_run(self, saved: dict[str, Any]) -> None:
+    def _check_same_run(self, saved: dict[str, Any]) -> bool:
+        """Raises unless ``saved`` describes this run, or a shorter run this one continues
+        (returns True then)."""
         if saved.get("format") != self.description.get("format"):
             raise ValueError(
                 f"checkpoint_dir={self.directory!r} holds checkpoints of format "
@@ -208,6 +217,24 @@ class Checkpoints:
         differ = sorted(
             k for k in set(saved) | set(self.description) if saved.get(k) != self.description.get(k)
         )
+        longer = _continues(saved.get("plan"), self.description.get("plan"))
+        if "plan" in differ and longer is not None:
+            if differ == ["plan"] and longer:
+                return True
+            if differ == ["plan"]:
+                raise ValueError(
+                    f"checkpoint_dir={self.directory!r} holds a run of {_steps(saved):,} steps; "
+                    f"this call asks for {_steps(self.description):,}: a run can be continued to "
+                    "more steps, never cut to fewer. Use a new checkpoint_dir."
+                )
+            if "program" in differ and longer:
+                raise ValueError(
+                    f"checkpoint_dir={self.directory!r} holds a run of {_steps(saved):,} steps "
+                    f"that this call cannot continue to {_steps(self.description):,}: what the "
+                    "run computes differs (the loss, the optimizer, or a schedule that depends on "
+                    "the run's length, such as a decay over all its steps: continued, it would not "
+                    "equal one longer run). Use a new checkpoint_dir."
+                )
         if differ:
             details = "; ".join(
                 f"{k}: {_FINGERPRINTED[k]}"
@@ -219,10 +246,26 @@ class Checkpoints:
                 f"checkpoint_dir={self.directory!r} holds a run with other arguments ({details}). "
                 "Use a new checkpoint_dir, or the same arguments to resume."
             )
+        return False
 
     def close(self) -> None:
         self._manager.close()
         self._lock.close()
+
+
+def _steps(description: dict[str, Any]) -> int | None:
+    plan = description.get("plan")
+    return plan[3] if isinstance(plan, list) and len(plan) == 5 else None
+
+
+def _continues(saved: Any, now: Any) -> bool | None:
+    """Whether the plan ``now`` continues ``saved`` (the same kind of plan, examples, batch
+    and epoch, more steps: its first steps are the saved run's); None when it is another plan."""
+    if not (isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now) == 5):
+        return None
+    if saved[0] not in ("full", "shuffle") or saved[:3] + saved[4:] != now[:3] + now[4:]:
+        return None
+    return now[3] > saved[3]
 
 
 def _manager(directory: str, keep: int) -> Any:

@@ -52,7 +52,12 @@ class RunCheckpoints:
     def resume(self, carry: Any, blank: dict) -> tuple[Any, Stop | None, list, int]:
         """``(carry, stop, outputs, done)`` from the newest checkpoint, or the fresh ones."""
         template = _payload(carry, None, [blank], self.steps)
-        found = self.store.restore_latest(template) if self.store is not None else None
+        found = None
+        if self.store is not None:  # a checkpoint of a shorter run holds its shorter history
+            found = self.store.restore_latest(lambda n: _payload(carry, None, [blank], n))
+        if found is not None:  # the history in this run's layout (every process's)
+            history = [_pad_to(np.asarray(h), self.steps) for h in found[1]["history"]]
+            found = (found[0], {**found[1], "history": history})
         if jax.process_count() > 1:  # every process resumes where process 0 does
             from jax.experimental import multihost_utils
 

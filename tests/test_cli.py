@@ -234,3 +234,23 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("jgd ")
+
+
+def _options():
+    from jgd.apps.arguments import parser
+
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    for command, p in sub.choices.items():
+        for action in p._actions:
+            if action.dest != "help":
+                yield command, action
+
+
+@pytest.mark.parametrize(("command", "action"), list(_options()), ids=lambda x: str(x)[:40])
+def test_every_flag_says_what_it_does_its_default_and_range(command, action):
+    text = action.help or ""
+    flag = "/".join(action.option_strings) or action.dest
+    assert len(text) > 15, f"jgd {command} {flag}: no help"
+    assert any(w in text for w in ("default", "required", "no default")), (command, flag, text)
+    if action.type is not None and action.choices is None and "int" in repr(action.type):
+        assert any(c.isdigit() for c in text), f"jgd {command} {flag}: its range is not said"

@@ -46,8 +46,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"run only section N (1-{TOUR_SECTIONS}); repeatable (default: all)",
     )
-    tour.add_argument("--out", default="jgd-tour", help="folder for the plots (default ./jgd-tour)")
-    tour.add_argument("--no-plots", action="store_true", help="print the numbers only")
+    tour.add_argument(
+        "--out", default="jgd-tour", help="folder for the plots and index.html (default ./jgd-tour)"
+    )
+    tour.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="print the numbers only; no PNGs, no index.html (default: off)",
+    )
     tour.add_argument(
         "--mnist",
         type=existing_dir,
@@ -57,12 +63,22 @@ def parser() -> argparse.ArgumentParser:
     )
 
     train = sub.add_parser("train", help="the seeds' MLP on MNIST")
-    train.add_argument("--data-dir", type=existing_dir, help="folder with the MNIST IDX files")
     train.add_argument(
-        "--download", action="store_true", help="download MNIST into ~/.cache/jgd/mnist first"
+        "--data-dir",
+        type=existing_dir,
+        help="folder with the MNIST IDX files (default: the download cache, ~/.cache/jgd/mnist)",
     )
     train.add_argument(
-        "--epochs", type=positive_int, default=5, help="passes over the data (>= 1, default 5)"
+        "--download",
+        action="store_true",
+        help="download MNIST into ~/.cache/jgd/mnist first (default: off)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=5,
+        help="passes over the data (>= 1, default 5); a finished run's --out is "
+        "continued to this many epochs",
     )
     train.add_argument(
         "--batch-size",
@@ -96,23 +112,26 @@ def parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="steps between checkpoints (>= 1, default: one epoch's steps)",
     )
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (default: a bar)"
+    )
     train.add_argument(
         "--coordinator",
         type=host_port,
         metavar="HOST:PORT",
         help="run as one of several processes (with "
-        "--num-processes and --process-id): jax.distributed's coordinator, process 0's address",
+        "--num-processes and --process-id): jax.distributed's coordinator, process 0's address "
+        "(default: one process)",
     )
     train.add_argument(
         "--num-processes",
         type=int_in(1, 65_536),
-        help="with --coordinator: how many processes (1-65536)",
+        help="with --coordinator: how many processes (1-65536, no default)",
     )
     train.add_argument(
         "--process-id",
         type=int_in(0, 65_535),
-        help="with --coordinator: this process's id (0 to --num-processes - 1)",
+        help="with --coordinator: this process's id (0 to --num-processes - 1, no default)",
     )
     train.add_argument(
         "--process-timeout",
@@ -157,7 +176,9 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="SGD's or RMSprop's momentum (0 to 1, default 0)",
     )
-    cmp.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    cmp.add_argument(
+        "--nesterov", action="store_true", help="SGD with Nesterov momentum (default: off)"
+    )
     cmp.add_argument(
         "--hidden",
         type=int_in(1, 100_000),
@@ -171,7 +192,10 @@ def parser() -> argparse.ArgumentParser:
         help="torch's init seed and the batches' (0 to 2**31-1, default 0)",
     )
     cmp.add_argument(
-        "--sample", type=positive_int, default=10, help="steps shown side by side (default 10)"
+        "--sample",
+        type=positive_int,
+        default=10,
+        help="steps shown side by side (>= 1, default 10)",
     )
     cmp.add_argument(
         "--model",
@@ -179,7 +203,10 @@ def parser() -> argparse.ArgumentParser:
         help="your torch module: FACTORY() returns it (default: the seeds' Net)",
     )
     cmp.add_argument(
-        "--data", metavar="FILE.npz", type=existing_file, help="with --model: arrays X and y"
+        "--data",
+        metavar="FILE.npz",
+        type=existing_file,
+        help="with --model: arrays X and y (default: the 8x8 digits, or --data-dir's MNIST)",
     )
     cmp.add_argument(
         "--loss",
@@ -189,8 +216,16 @@ def parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="the benchmark suite (benchmarks/README.md)")
-    bench.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
-    bench.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
+    bench.add_argument(
+        "name",
+        choices=sorted(BENCHMARKS),
+        help=f"which benchmark to run: one of {', '.join(sorted(BENCHMARKS))} (required)",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller run, under 2 minutes (default: the full run)",
+    )
     bench.add_argument(
         "--out",
         default="benchmarks/results",
@@ -199,13 +234,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--function",
         metavar="MODULE:NAME",
-        help="ad only: compare forward and reverse mode on your function (mypkg.mod:f or f.py:f)",
+        help="ad only: compare forward and reverse mode on your function (mypkg.mod:f or f.py:f; "
+        "default: the built-in functions)",
     )
     bench.add_argument(
         "--input-shape",
         type=shape_type,
         metavar="N[,M...]",
-        help="with --function: its input's shape",
+        help="with --function: its input's shape, positive integers (required with --function)",
     )
     return p
 
