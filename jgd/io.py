@@ -30,7 +30,7 @@ def atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

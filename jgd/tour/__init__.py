@@ -4,7 +4,7 @@ One module per section (``_s1_bowl`` ... ``_s11_critical_batch``), each holding 
 function returning a ``Section``) and its figure (``draw``) side by side. Every checked number is
 a ``Row`` with its reference and tolerance; agreement is decided on numbers, text is made last.
 ``run()`` executes the sections, prints each one's numbers beside the seeds' own, draws one PNG
-per section, and ends with the table of every check.
+per section, ends with the table of every check, and writes the page ``index.html`` (``_page``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from jgd.tour import (
+    _page,
     _s1_bowl,
     _s2_learning_rate,
     _s3_batch_variants,
@@ -75,7 +76,11 @@ def run(
     mnist_dir: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> TourResult:
-    """Runs the tour's sections, prints them, writes their plots into ``out``.
+    """Runs the tour's sections, prints them, writes their plots and ``index.html`` into ``out``.
+
+    The page holds the table of every check (quantity, reference, jgd's value, tolerance,
+    agreement) and each section's figure with its numbers; it links the PNGs by file name, so
+    the folder can be copied anywhere.
 
     Args:
       sections: section numbers (1-11); all when None.
@@ -94,18 +99,21 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         from jgd.tour._plots import draw
     start = time.perf_counter()
-    done, files = [], []
+    done, files, times = [], [], []
     for n in numbers:
         spec, t0 = SECTIONS[n], time.perf_counter()
         section = spec.compute(mnist_dir) if spec.uses_mnist else spec.compute()
         done.append(section)
-        echo(section_text(section, time.perf_counter() - t0))
+        times.append(time.perf_counter() - t0)
+        echo(section_text(section, times[-1]))
         if plots:
             files.append(draw(spec, section, out))
     seconds = time.perf_counter() - start
     echo(summary(done))
     if files:
-        echo("plots written:\n" + "\n".join(f"  {f}" for f in files))
+        names = [f.name for f in files]
+        files.append(_page.write(out, done, names, times, seconds))
+        echo("plots and their page written:\n" + "\n".join(f"  {f}" for f in files))
     echo(f"tour finished in {seconds:.1f}s")
     return TourResult(done, files, seconds)
 
