@@ -57,8 +57,11 @@ def sweep(
     """``fit`` over a grid of learning rates and seeds, in one compiled, vmapped call.
 
     Args:
-      loss, params, data, optimizer: as for ``fit``; ``optimizer`` must be an optax factory
-        (``optax.sgd``, a ``functools.partial`` of one) so the rates can be batched.
+      loss: as for ``fit``.
+      params: as for ``fit``.
+      data: as for ``fit``.
+      optimizer: an optax factory (``optax.sgd``, a ``functools.partial`` of one), so the
+        rates can be batched.
       learning_rate: a sequence of numbers, or of ``jgd.schedules`` schedules of one kind (a
         single value is a sweep of one).
       grid: the factory's other arguments to sweep, ``name -> values``, e.g.

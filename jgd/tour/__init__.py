@@ -46,6 +46,13 @@ SECTIONS: dict[int, Spec] = {
         _s11_critical_batch.SPEC,
     )
 }
+"""The tour's sections by number: each a ``Spec`` (title, PNG name, computation, figure).
+
+Examples:
+  >>> from jgd import tour
+  >>> len(tour.SECTIONS), tour.SECTIONS[1].png
+  (11, '01_bowl.png')
+"""
 quadratic_bowl = _s1_bowl.quadratic_bowl
 learning_rate = _s2_learning_rate.learning_rate
 batch_variants = _s3_batch_variants.batch_variants
@@ -60,6 +67,20 @@ critical_batch = _s11_critical_batch.critical_batch
 
 
 class TourResult(NamedTuple):
+    """What ``run`` returns: the sections it ran, the files it wrote, and its time.
+
+    Attributes:
+      sections: each section's ``Section`` (its checked rows, figure data, notes).
+      files: the PNGs, then ``index.html`` (empty with ``plots=False``).
+      seconds: the whole tour's time.
+
+    Examples:
+      >>> from jgd import tour
+      >>> result = tour.run([1], plots=False, echo=lambda text: None)
+      >>> result.all_agree, [s.title for s in result.sections], result.files
+      (True, ['Gradient descent on a convex bowl'], [])
+    """
+
     sections: list[Section]
     files: list[pathlib.Path]
     seconds: float
@@ -89,6 +110,20 @@ def run(
       mnist_dir: MNIST IDX files for sections 8-11 (else the download cache, else
         scikit-learn's 8x8 digits).
       echo: where the text goes.
+
+    Returns:
+      A ``TourResult``; ``all_agree`` says whether every check agreed.
+
+    Raises:
+      ValueError: a section number that does not exist.
+
+    Examples:
+      >>> import tempfile
+      >>> from jgd import tour
+      >>> with tempfile.TemporaryDirectory() as out:
+      ...     result = tour.run([1], out=out, echo=lambda text: None)
+      ...     [f.name for f in result.files]
+      ['01_bowl.png', 'index.html']
     """
     numbers = sorted(SECTIONS) if sections is None else list(sections)
     for n in numbers:
@@ -118,22 +153,4 @@ def run(
     return TourResult(done, files, seconds)
 
 
-__all__ = [
-    "SECTIONS",
-    "Row",
-    "Section",
-    "Spec",
-    "TourResult",
-    "batch_size",
-    "batch_variants",
-    "critical_batch",
-    "edge_of_stability",
-    "gradient_modes",
-    "learning_rate",
-    "logistic_and_init",
-    "noise_ball",
-    "pytorch_model",
-    "quadratic_bowl",
-    "ravine",
-    "run",
-]
+__all__ = ["SECTIONS", "Row", "Section", "Spec", "TourResult", "run"]

@@ -28,7 +28,14 @@ def _text(value: Any, fmt: Format) -> str:
 
 
 class Row(NamedTuple):
-    """One quantity: jgd's value, and (for a check) the reference, the rule and the tolerance."""
+    """One quantity: jgd's value, and (for a check) the reference, the rule and the tolerance.
+
+    Examples:
+      >>> from jgd.tour import Row
+      >>> row = Row("final w", 2.97631, reference=2.9763, tol=5e-5)
+      >>> row.agree, row.text, Row("steps", 12, reference=20, rule="below").agree
+      (True, '2.9763', True)
+    """
 
     quantity: str
     value: Any
@@ -81,7 +88,14 @@ def decimals(printed: str) -> float:
 
 
 class Section(NamedTuple):
-    """What a section computed: its rows, the arrays its figure needs, notes."""
+    """What a section computed: its rows, the arrays its figure needs, notes.
+
+    Examples:
+      >>> from jgd import tour
+      >>> section = tour.SECTIONS[1].compute()
+      >>> section.number, [row.agree for row in section.rows], sorted(section.figure)
+      (1, [True], ['trajectory'])
+    """
 
     number: int
     title: str
@@ -91,7 +105,14 @@ class Section(NamedTuple):
 
 
 class Spec(NamedTuple):
-    """A section of the tour: its number, title, file, computation and figure."""
+    """A section of the tour: its number, title, file, computation and figure.
+
+    Examples:
+      >>> from jgd import tour
+      >>> spec = tour.SECTIONS[8]
+      >>> spec.title, spec.uses_mnist
+      ('The PyTorch model, ported to flax NNX', True)
+    """
 
     number: int
     title: str
