@@ -14,24 +14,66 @@ from jgd._keys import as_key
 
 
 class GradCheckRow(NamedTuple):
-    """One mode's agreement with reverse mode."""
+    """One mode's agreement with the reference (reverse mode), a row of a ``GradCheck``.
+
+    Attributes:
+      mode: the gradient mode checked.
+      relative_error: ``‖g - g_ref‖ / ‖g_ref‖`` over the whole parameter tree.
+      max_abs_error: the largest ``|g - g_ref|`` of any parameter.
+      loss_evaluations: the passes over the loss one gradient costs in this mode (reverse: 2,
+        a forward and a backward pass; forward: P + 1; ``fd_central``: 2P).
+      seconds: with ``timing=True``, the median time of one jitted gradient; else None.
+      memory_bytes: with ``timing=True``, XLA's compiled temporaries + outputs; else None.
+      skipped: why this mode cannot run on this loss (its errors are then NaN), or None.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> loss = lambda w, b: jnp.sum(jnp.sin(w) * b)
+      >>> report = jgd.check_grads(loss, jnp.ones(3), jnp.arange(3.0), modes=("fd_central",))
+      >>> row = report["fd_central"]
+      >>> row.mode, row.loss_evaluations, row.relative_error < 1e-3, row.skipped
+      ('fd_central', 6, True, None)
+    """
 
     mode: str
-    relative_error: float  # ||g - g_reverse|| / ||g_reverse|| over the whole tree
+    relative_error: float
     max_abs_error: float
-    loss_evaluations: int  # see loss_evaluations()
-    seconds: float | None = None  # median time of one jitted gradient, with timing=True
-    memory_bytes: int | None = None  # XLA's compiled temporaries + outputs, with timing=True
-    skipped: str | None = None  # why this mode cannot run on this loss (errors NaN), or None
+    loss_evaluations: int
+    seconds: float | None = None
+    memory_bytes: int | None = None
+    skipped: str | None = None
 
 
 class GradCheck(NamedTuple):
-    """What ``check_grads`` found: a row per mode, printable as a table."""
+    """What ``check_grads`` found: a row per mode, printable as a table.
+
+    ``report["forward"]`` is the ``GradCheckRow`` of one mode; ``print(report)`` shows the table.
+
+    Attributes:
+      rows: a ``GradCheckRow`` per mode checked, in the order of ``modes=``.
+      num_params: P, the number of scalar parameters.
+      dtype: the parameters' dtype, e.g. ``"float32"``.
+      reference: the mode compared against: ``"reverse"``, or ``"forward"`` (then
+        ``"fd_central"``) where reverse mode cannot run on the loss.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> loss = lambda w, b: jnp.sum(jnp.sin(w) * b)
+      >>> modes = ("forward", "fd_central")
+      >>> report = jgd.check_grads(loss, jnp.ones(3), jnp.arange(3.0), modes=modes)
+      >>> report.num_params, report.dtype, report.reference, [row.mode for row in report.rows]
+      (3, 'float32', 'reverse', ['forward', 'fd_central'])
+      >>> print(report)
+      gradient check: P = 3 parameters (float32), vs reverse mode
+      mode                rel. error   max abs err  loss evals
+      forward ... 4
+      fd_central ... 6
+    """
 
     rows: tuple[GradCheckRow, ...]
     num_params: int
     dtype: str
-    reference: str = "reverse"  # the mode compared against (forward when reverse cannot run)
+    reference: str = "reverse"
 
     @property
     def verdict(self) -> str:
@@ -103,13 +145,16 @@ def check_grads(
         modes through a ``jax.custom_vjp``, reverse mode through a ``lax.while_loop``) is
         reported as skipped, with JAX's reason, and the others are compared.
       key: for ``forward_gradient``; defaults to ``jax.random.key(0)``.
-      num_tangents, chunk_size, step_size, tangent: passed to ``value_and_grad``.
+      num_tangents: passed to ``value_and_grad``.
+      chunk_size: passed to ``value_and_grad``.
+      step_size: passed to ``value_and_grad``.
+      tangent: passed to ``value_and_grad``.
       timing: also measure each mode: the median of ``repeats`` calls of the jitted gradient
         (compiled and warmed up first, each blocked until ready) and the memory XLA's compiled
         program allocates (temporaries + outputs, from ``memory_analysis()``); the report ends
         with a verdict: the cheapest exact mode, by how much, at what memory.
       repeats: timed calls per mode.
-      timeit: the former name of ``timing``.
+      timeit: an alias of ``timing``.
 
     Returns:
       A ``GradCheck``: ``result["fd_central"].relative_error``; ``print(result)`` for the table;

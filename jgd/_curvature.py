@@ -62,11 +62,25 @@ def _check_like(name: str, vector: Any, params: Any) -> None:
 
 
 class StabilityBound(NamedTuple):
-    """The result of ``max_stable_learning_rate``."""
+    """What ``max_stable_learning_rate`` returns: the bound ``2 / λ`` and how it was found.
 
-    learning_rate: jax.Array  # 2 / eigenvalue (inf when the top eigenvalue is <= 0)
-    eigenvalue: jax.Array  # the Hessian's top (largest) eigenvalue
-    iterations: jax.Array  # power-iteration steps taken
+    Attributes:
+      learning_rate: ``2 / eigenvalue``, the largest learning rate plain GD is stable at (inf
+        when the top eigenvalue is <= 0).
+      eigenvalue: λ, the Hessian's top (largest) eigenvalue.
+      iterations: the power-iteration steps taken.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> loss = lambda w, batch: 0.5 * jnp.sum(jnp.array([1.0, 4.0]) * w**2)  # H = diag(1, 4)
+      >>> bound = jgd.max_stable_learning_rate(loss, jnp.ones(2), None)
+      >>> round(float(bound.eigenvalue), 4), round(float(bound.learning_rate), 4)
+      (4.0, 0.5)
+    """
+
+    learning_rate: jax.Array
+    eigenvalue: jax.Array
+    iterations: jax.Array
 
 
 def max_stable_learning_rate(
@@ -99,7 +113,7 @@ def max_stable_learning_rate(
     Examples:
       >>> import jax.numpy as jnp
       >>> import jgd
-      >>> bowl = lambda w, batch: 0.5 * jnp.sum((w - 3.0) ** 2)  # seed 003's bowl: λ = 1
+      >>> bowl = lambda w, batch: 0.5 * jnp.sum((w - 3.0) ** 2)  # a bowl of curvature λ = 1
       >>> float(jgd.max_stable_learning_rate(bowl, jnp.array(-2.0), None).learning_rate)
       2.0
     """

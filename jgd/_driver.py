@@ -44,6 +44,14 @@ class Progress(NamedTuple):
       steps: the global step of each of those losses.
       state: the ``TrainState`` after these steps.
       epoch: the epochs completed (``step // steps_per_epoch``).
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl, seen = lambda w, batch: 0.5 * (w - 3.0) ** 2, []
+      >>> _ = jgd.fit(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd, learning_rate=0.5,
+      ...             epochs=4, report_every=2, callback=seen.append)
+      >>> [(p.step, p.steps.tolist(), p.losses.tolist()) for p in seen]
+      [(2, [0, 1], [4.5, 1.125]), (4, [2, 3], [0.28125, 0.0703125])]
     """
 
     step: int

@@ -16,12 +16,46 @@ import numpy as np
 
 
 class DivergenceError(RuntimeError):
-    """Raised by ``fit(..., on_divergence="raise")`` when a run stops making finite progress."""
+    """Raised by ``fit(..., on_divergence="raise")`` when a run diverges.
+
+    A run diverges when a loss, gradient or update is not finite, a loss exceeds ``max_loss``, or
+    its loss ends above where it started (``FitResult.divergence``: ``"non-finite"``,
+    ``"max_loss"``, ``"rose"``). The message names the step, the reason and the optimizer, and,
+    where it can be measured, the largest stable learning rate at the initial params. With the
+    default ``on_divergence="stop"`` the run returns instead, flagged ``result.diverged``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # GD is stable for learning rates < 2
+      >>> try:
+      ...     jgd.fit(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...             learning_rate=2.5, epochs=10, on_divergence="raise")
+      ... except jgd.DivergenceError as error:
+      ...     print(error)
+      the run diverged at step 1 (the loss rising above its starting value) with
+      sgd(learning_rate=2.5). At the initial params the largest stable learning rate for plain GD
+      is about 2 (jgd.max_stable_learning_rate).
+    """
 
 
 class ProcessLostError(RuntimeError):
-    """Raised by ``fit`` in a run of several processes when a collective operation fails: another
-    process of the run died or cannot be reached. Checkpoints written before are kept."""
+    """Raised by ``fit`` in a run of several processes when a collective operation fails.
+
+    Another process of the run died or cannot be reached. The checkpoints written before (with
+    ``checkpoint_dir=``) are kept: start every process again and the run resumes from the newest.
+    A run of one process never raises it.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2
+      >>> try:  # in a run of several processes, pass checkpoint_dir= to resume from
+      ...     result = jgd.fit(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...                      learning_rate=0.5, epochs=2)
+      ... except jgd.ProcessLostError as error:
+      ...     print("a process was lost; start every process again:", error)
+      >>> round(float(result.params), 3)
+      2.25
+    """
 
 
 def describe(value: Any, limit: int = 60) -> str:

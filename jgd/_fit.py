@@ -126,7 +126,7 @@ def fit(
 
     Examples:
       >>> import jax.numpy as jnp, optax, jgd
-      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # seed 003
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # its minimum: w = 3
       >>> result = jgd.fit(bowl, jnp.array(-2.0), jnp.zeros(1), optimizer=optax.sgd,
       ...                  learning_rate=0.3, epochs=15)
       >>> round(float(result.params), 4)

@@ -1,26 +1,17 @@
 """Every way of computing a gradient, behind one signature.
 
-``value_and_grad(loss, mode)`` returns ``f(params, batch, *, key=None) -> (value, grads)`` for five
-modes, so they can be swapped, checked against each other (``check_grads``) and benchmarked:
-
-- ``"reverse"``: ``jax.value_and_grad`` (backpropagation): one forward and one backward pass.
-- ``"forward"``: the exact gradient from ``jax.jvp`` along every basis tangent, P passes.
-- ``"forward_gradient"``: ``(∇f·v) v`` for a random tangent ``v`` with E[v vᵀ] = I (Baydin et al.
-  2022), an unbiased estimate from one (or ``num_tangents``) jvps; ``tangent`` picks how ``v`` is
-  drawn (``jgd._tangents``: bit-packed ±1 signs by default, rank-one ±1 products, or normal).
-- ``"fd_forward"`` / ``"fd_central"``: finite differences, P + 1 and 2P loss evaluations.
+``value_and_grad(loss, mode)`` returns ``f(params, batch, *, key=None) -> (value, grads)`` for each
+of the ``MODES``, so they can be swapped, checked against each other (``check_grads``) and timed.
 
 The P basis tangents and perturbations are evaluated leaf by leaf with ``jax.lax.map(...,
-batch_size=chunk_size)``: a vmap over ``chunk_size`` of them at a time, so memory stays bounded
-whatever P is. The default chunk is ``min(32, 64 MiB / bytes per tangent)``, where a tangent's
-bytes are the leaf plus every intermediate of one loss evaluation (read from its jaxpr, an upper
-bound: XLA fuses most of them). Measured on four MLPs (P = 2,710 to 25,450, batch 64 and 256):
-chunks of 16 to 128 were fastest; 32 was within 1.4x of the best on each and 1.0-1.1x on three,
-while whole-leaf chunks ran 1.5-2.5x slower and took 42-512 MiB of XLA temporary memory
-(``benchmarks/README.md``, "Forward mode's chunk size").
+batch_size=chunk_size)``, ``chunk_size`` vmapped at a time, so memory stays bounded whatever P is.
+The default chunk is ``min(32, 64 MiB / bytes per tangent)``, a tangent's bytes being the leaf and
+every intermediate of one loss evaluation (from its jaxpr; an upper bound, XLA fuses most). On four
+MLPs (P = 2,710 to 25,450, batch 64 and 256) chunks of 16 to 128 were fastest; 32 was within 1.4x
+of the best on each and 1.0-1.1x on three; whole-leaf chunks ran 1.5-2.5x slower and took 42-512
+MiB of XLA temporary memory (``benchmarks/README.md``, "Forward mode's chunk size").
 
-JAX has no finite-difference or basis-jvp gradient of its own (``jax.test_util``'s checker only
-compares along random directions), hence these few functions.
+JAX has no finite-difference or basis-jvp gradient (``jax.test_util`` checks random directions).
 """
 
 from __future__ import annotations
@@ -37,7 +28,28 @@ from jgd import _errors, _tangents
 from jgd._keys import as_key
 
 MODES = ("reverse", "forward", "forward_gradient", "fd_forward", "fd_central")
+"""The gradient modes, the ``mode=`` of ``value_and_grad``, ``grad``, ``make_step`` and ``fit``:
+
+- ``"reverse"``: ``jax.value_and_grad`` (backpropagation): one forward and one backward pass.
+- ``"forward"``: the exact gradient from ``jax.jvp`` along every basis tangent, P passes.
+- ``"forward_gradient"``: ``(∇f·v) v`` for a random tangent ``v`` with E[v vᵀ] = I (Baydin et al.
+  2022), an unbiased estimate from one (or ``num_tangents``) jvps, ``v`` drawn as ``TANGENTS`` says.
+- ``"fd_forward"`` / ``"fd_central"``: finite differences, P + 1 and 2P loss evaluations.
+
+Examples:
+  >>> import jgd
+  >>> jgd.MODES
+  ('reverse', 'forward', 'forward_gradient', 'fd_forward', 'fd_central')
+"""
 TANGENTS = _tangents.KINDS
+"""The ``tangent=`` choices of mode ``forward_gradient``: ±1 entries (the default), per matrix the
+outer product of two ±1 vectors, or normal entries. Each has E[v vᵀ] = I: the estimate is unbiased.
+
+Examples:
+  >>> import jgd
+  >>> jgd.TANGENTS
+  ('rademacher', 'rank_one', 'normal')
+"""
 _CHUNK = 32  # default tangents per vmap: the measured sweet spot (module docstring)
 _CHUNK_BYTES = 64 * 2**20  # ... unless 32 tangents' intermediates would take more than this
 
@@ -65,17 +77,15 @@ def value_and_grad(
         ``jax.value_and_grad(..., has_aux=True)``): every mode differentiates the value and
         returns ``aux`` from the evaluation at ``params`` itself (never a perturbed one).
       chunk_size: how many basis tangents (``forward``), perturbations (finite differences) or
-        random tangents (``forward_gradient``) are vmapped at once. ``None`` picks, per leaf,
-        32, or fewer when 32 tangents' intermediates would exceed 64 MiB (module docstring).
-        Any value >= 1 gives the same gradient.
+        random tangents (``forward_gradient``) are vmapped at once; any value >= 1 gives the same
+        gradient. ``None``: per leaf 32, or fewer when their intermediates would exceed 64 MiB.
       step_size: the relative finite-difference step; the step for a parameter ``x`` is
         ``step_size * max(1, |x|)``. ``None`` uses ``eps ** (1/2)`` (``fd_forward``) or
         ``eps ** (1/3)`` (``fd_central``) of the parameter's dtype.
       num_tangents: random tangents averaged by ``forward_gradient``.
-      tangent: how ``forward_gradient`` draws them: ``"rademacher"`` (default: ±1 entries, 32
-        per random word, the measured cheapest), ``"rank_one"`` (per matrix the outer product of
-        two ±1 vectors) or ``"normal"``. Each has E[v vᵀ] = I, so the estimate is unbiased; its
-        total variance is ``jgd.forward_gradient_variance(tangent, P, ‖g‖²)``.
+      tangent: how ``forward_gradient`` draws them, one of ``TANGENTS``: ``"rademacher"`` (the
+        default: ±1 entries, 32 per random word, the measured cheapest), ``"rank_one"`` or
+        ``"normal"``; the total variance is ``jgd.forward_gradient_variance(tangent, P, ‖g‖²)``.
 
     Returns:
       ``f(params, batch, *, key=None) -> (value, grads)``, jittable; ``grads`` has the tree
@@ -87,8 +97,7 @@ def value_and_grad(
         ``f`` raises for a missing key, non-float params or a non-scalar loss.
 
     Examples:
-      >>> import jax.numpy as jnp
-      >>> import jgd
+      >>> import jax.numpy as jnp, jgd
       >>> loss = lambda w, batch: 0.5 * jnp.sum((w - batch) ** 2)
       >>> f = jgd.value_and_grad(loss, mode="fd_central")
       >>> value, g = f(jnp.array([0.0, 1.0]), jnp.array([3.0, 3.0]))
@@ -142,8 +151,7 @@ def grad(loss: Loss, mode: str = "reverse", **options: Any) -> Callable[..., Any
     """The gradient alone: ``value_and_grad(loss, mode, **options)`` without the value.
 
     Examples:
-      >>> import jax.numpy as jnp
-      >>> import jgd
+      >>> import jax.numpy as jnp, jgd
       >>> g = jgd.grad(lambda w, b: jnp.sum(w**2 * b), mode="forward")
       >>> g(jnp.array([1.0, 2.0]), jnp.array([1.0, 10.0])).tolist()
       [2.0, 40.0]
@@ -159,11 +167,7 @@ def grad(loss: Loss, mode: str = "reverse", **options: Any) -> Callable[..., Any
 
 
 def loss_evaluations(mode: str, num_params: int, num_tangents: int = 1) -> int:
-    """Passes over the loss one gradient costs: forward evaluations, jvps, or forward+backward.
-
-    ``reverse`` is counted as 2 (one forward, one backward pass); ``forward`` as P jvps plus the
-    value; finite differences as P + 1 and 2P evaluations.
-    """
+    """Passes over the loss one gradient costs: forward + backward (2), jvps, or evaluations."""
     _errors.one_of("mode", mode, MODES)
     return {
         "reverse": 2,
@@ -206,11 +210,8 @@ def _intermediates(jaxpr: Any) -> int:
 
 
 def _per_leaf(loss, params, batch, options, directional):
-    """Applies ``directional(g, x, j)`` to every flat index ``j`` of every leaf ``x``.
-
-    ``g(x)`` is the loss as a function of that leaf alone (the other leaves are constants, so no
-    tangent work is spent on them). Returns the gradient tree.
-    """
+    """The gradient tree of ``directional(g, x, j)`` at every flat index ``j`` of every leaf ``x``:
+    ``g(x)`` is the loss of that leaf alone (the others are constants: no tangent work on them)."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     grads = []
     for i, leaf in enumerate(leaves):

@@ -113,6 +113,14 @@ class Series(NamedTuple):
       steps: int array of the global steps recorded at (multiples of the ``*_every`` given).
       values: the measurements, shape (records,) (``SweepResult``: (runs, records)).
       iterations: for the sharpness, the power-iteration steps each record took; else None.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 2.0 * jnp.sum((w - 3.0) ** 2)  # Hessian 4 I: sharpness 4
+      >>> result = jgd.fit(bowl, jnp.zeros(2), jnp.zeros(1), optimizer=optax.sgd,
+      ...                  learning_rate=0.1, epochs=6, sharpness_every=2)
+      >>> result.sharpness.steps.tolist(), result.sharpness.values.round(3).tolist()
+      ([0, 2, 4], [4.0, 4.0, 4.0])
     """
 
     steps: np.ndarray

@@ -182,3 +182,81 @@ def mse_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
             "compares them element by element (torch would broadcast them, usually a bug)."
         )
     return jnp.mean(optax.losses.squared_error(prediction, target))
+
+
+def bowl_loss(w: jax.Array, batch: Any) -> jax.Array:
+    """The convex bowl L(w) = 0.5 (w - 3)², minimum at w = 3; ``batch`` is not used.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> float(jgd.problems.bowl_loss(jnp.array(1.0), None))  # 0.5 (1 - 3)²
+      2.0
+    """
+    return 0.5 * (w - 3.0) ** 2
+
+
+def ravine_loss(w: jax.Array, batch: Any) -> jax.Array:
+    """An ill-conditioned quadratic 0.5 (w0² + 50 w1²): curvature 1 along w0, 50 along w1
+    (condition number 50), minimum at (0, 0); ``batch`` is not used.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> float(jgd.problems.ravine_loss(jnp.array([1.0, 1.0]), None))  # 0.5 (1 + 50)
+      25.5
+    """
+    return 0.5 * (w[0] ** 2 + 50.0 * w[1] ** 2)
+
+
+def double_well_loss(w: jax.Array, batch: Any) -> jax.Array:
+    """w⁴ - 3w² + w: two minima, near -1.30 (global) and 1.13; the start decides which GD finds.
+    ``batch`` is not used.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> float(jgd.problems.double_well_loss(jnp.array(1.0), None))  # 1 - 3 + 1
+      -1.0
+    """
+    return w**4 - 3 * w**2 + w
+
+
+def _line_example(theta: jax.Array, example: Any) -> jax.Array:
+    return squared_error(example[0] @ theta, example[1])
+
+
+def _logistic_example(w: jax.Array, example: Any) -> jax.Array:
+    return sigmoid_cross_entropy(example[0] @ w, example[1])
+
+
+def line_loss(theta: jax.Array, batch: Any) -> jax.Array:
+    """Mean squared error of a line fit, mean((X θ - y)²), with θ = (slope, intercept).
+
+    Args:
+      theta: the params, shape (2,).
+      batch: ``(X, y)``: X of shape (n, 2) with columns ``[x, 1]`` (as ``jgd.data.line``), y (n,).
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> X, y = jnp.array([[1.0, 1.0], [2.0, 1.0]]), jnp.array([3.0, 5.0])  # y = 2x + 1
+      >>> float(jgd.problems.line_loss(jnp.array([2.0, 1.0]), (X, y)))
+      0.0
+      >>> float(jgd.problems.line_loss(jnp.zeros(2), (X, y)))  # (9 + 25) / 2
+      17.0
+    """
+    return per_example(_line_example)(theta, batch)
+
+
+def logistic_loss(w: jax.Array, batch: Any) -> jax.Array:
+    """Mean logistic loss (binary cross-entropy) of σ(X w) against 0/1 labels.
+
+    Args:
+      w: the params, shape (d,).
+      batch: ``(X, y)``: X of shape (n, d) (``[x, 1]`` rows for ``jgd.data.logistic``), y (n,) of
+        0/1 labels.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> X, y = jnp.array([[1.0, 1.0], [-1.0, 1.0]]), jnp.array([1.0, 0.0])
+      >>> round(float(jgd.problems.logistic_loss(jnp.zeros(2), (X, y))), 4)  # log 2
+      0.6931
+    """
+    return per_example(_logistic_example)(w, batch)

@@ -62,23 +62,55 @@ def cannot_run(error: Exception) -> str | None:
 
 
 class ModeCost(NamedTuple):
-    """One mode's measured cost (NaN, with the reason in ``skipped``, where it cannot run)."""
+    """One mode's measured cost, a row of a ``ModeComparison``.
+
+    Attributes:
+      mode: the mode measured.
+      seconds: the median time of one jitted call (NaN where the mode cannot run).
+      memory_bytes: XLA's compiled temporaries + outputs (``memory_analysis()``).
+      skipped: why the mode cannot run on this function, or None.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> cost = jgd.compare_modes(jnp.sin, jnp.ones(3), repeats=3)["reverse"]
+      >>> cost.mode, cost.seconds > 0, cost.memory_mib < 1, cost.skipped
+      ('reverse', True, True, None)
+    """
 
     mode: str
-    seconds: float  # median time of one jitted call
-    memory_bytes: int  # XLA's compiled temporaries + outputs (memory_analysis)
-    skipped: str | None = None  # why the mode cannot run on this function, or None
+    seconds: float
+    memory_bytes: int
+    skipped: str | None = None
 
     @property
     def memory_mib(self) -> float:
+        """``memory_bytes`` in MiB (2**20 bytes)."""
         return self.memory_bytes / 2**20
 
 
 class ModeComparison(NamedTuple):
-    """What ``compare_modes`` measured: a row per mode and the verdict."""
+    """What ``compare_modes`` measured: a ``ModeCost`` per mode (``report["forward"]``), the
+    fastest and a verdict; ``print(report)`` shows the table.
+
+    Attributes:
+      rows: a ``ModeCost`` per mode, in the order of ``modes=``.
+      what: what was compared, e.g. ``"Jacobian of f: R^100 -> R^3"``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> report = jgd.compare_modes(jnp.sin, jnp.ones(3), repeats=3)
+      >>> report.what, [row.mode for row in report.rows], report.fastest in ("forward", "reverse")
+      ('Jacobian of f: R^3 -> R^3', ['forward', 'reverse'], True)
+      >>> print(report)
+      Jacobian of f: R^3 -> R^3
+      mode                      time    XLA memory
+      forward ... MiB
+      reverse ... MiB
+      ... is the cheapest here: ...
+    """
 
     rows: tuple[ModeCost, ...]
-    what: str  # e.g. "Jacobian of f: R^100 -> R^3"
+    what: str
 
     def __getitem__(self, mode):  # type: ignore[override]
         if isinstance(mode, str):
@@ -87,11 +119,13 @@ class ModeComparison(NamedTuple):
 
     @property
     def fastest(self) -> str:
+        """The mode with the least time (``"none"`` when every mode was skipped)."""
         ran = [r for r in self.rows if r.skipped is None]
         return min(ran, key=lambda r: r.seconds).mode if ran else "none"
 
     @property
     def verdict(self) -> str:
+        """The cheapest mode, how many times cheaper than the others, and their memory."""
         return verdict(self.rows)
 
     def __str__(self) -> str:

@@ -26,11 +26,28 @@ from jgd import _batching, _errors, _modules
 
 
 class NoiseScale(NamedTuple):
-    """``B_simple = tr(Σ) / ‖G‖²`` and its parts; ``float(noise)`` is ``simple``."""
+    """What ``gradient_noise_scale`` returns: ``B_simple = tr(Σ) / ‖G‖²`` and its parts.
 
-    simple: float  # tr(Σ) / ‖G‖²: the critical batch size estimate
-    trace_covariance: float  # tr(Σ): the per-example gradient variance, summed over params
-    grad_sq_norm: float  # ‖G‖² of the gradient over all the examples
+    ``float(noise)`` is ``noise.simple``.
+
+    Attributes:
+      simple: ``tr(Σ) / ‖G‖²``, the estimate of the critical batch size.
+      trace_covariance: ``tr(Σ)``, the per-example gradient's variance, summed over the params.
+      grad_sq_norm: ``‖G‖²``, the squared norm of the gradient over all the examples.
+      examples: the number of examples it was measured on.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> loss = lambda w, batch: jnp.mean((batch[0] @ w - batch[1]) ** 2)
+      >>> X, y = jnp.ones((4, 1)), jnp.array([0.0, 2.0, 4.0, 6.0])
+      >>> noise = jgd.gradient_noise_scale(loss, jnp.array([0.0]), (X, y))
+      >>> round(noise.simple, 4), noise.trace_covariance, noise.grad_sq_norm, noise.examples
+      (0.5556, 20.0, 36.0, 4)
+    """
+
+    simple: float
+    trace_covariance: float
+    grad_sq_norm: float
     examples: int
 
     def __float__(self) -> float:

@@ -32,6 +32,17 @@ class Context(NamedTuple):
     Attributes:
       probe: the examples the run's start and end losses are taken on (all the data, or a fixed
         sample of 4,096), as a batch; ``()`` when no recorder of the run asks for them.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> mse = lambda w, batch: jnp.mean((w - batch) ** 2)
+      >>> probe_loss = jgd.Recorder(  # the loss on the probe examples, not the step's batch
+      ...     init=lambda params, context: (),
+      ...     update=lambda s, view: (s, {"probe": view.loss_fn(view.params, view.context.probe)}))
+      >>> result = jgd.fit(mse, jnp.array(0.0), jnp.arange(4.0), optimizer=optax.sgd,
+      ...                  learning_rate=0.1, batch_size=1, key=0, recorders=[probe_loss])
+      >>> float(result.columns["probe"][0])  # (0 + 1 + 4 + 9) / 4 at w = 0
+      3.5
     """
 
     probe: Any = ()
@@ -55,6 +66,16 @@ class View(NamedTuple):
       params: the params before the update (where ``loss`` and ``grads`` were taken).
       state: the ``TrainState`` after the step.
       aux: the loss's aux output at ``params`` (``has_aux=True``), else ``()``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> seen = jgd.Recorder(lambda params, context: (),
+      ...                     lambda s, view: (s, {"step": view.step, "update": view.updates}))
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2
+      >>> result = jgd.fit(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...                  learning_rate=0.5, epochs=3, recorders=[seen])
+      >>> result.columns["step"].tolist(), result.columns["update"].tolist()
+      ([0, 1, 2], [1.5, 0.75, 0.375])
     """
 
     step: jax.Array

@@ -56,6 +56,18 @@ class FitResult:
       columns: every recorder's per-step column by name (``"loss"``, ``"grad_norm"``,
         ``"update_norm"``, ``"params"``, ``"sharpness"``, a ``jgd.Recorder``'s own ...), with a
         leading axis of ``steps``; NaN (0 for ints) where a column was not recorded.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2
+      >>> result = jgd.fit(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...                  learning_rate=0.5, epochs=3, grad_norm=True)
+      >>> result.losses.tolist(), result.grad_norms.tolist()
+      ([4.5, 1.125, 0.28125], [3.0, 1.5, 0.75])
+      >>> result.steps, result.diverged, result.diverged_at, round(float(result.params), 3)
+      (3, False, None, 2.625)
+      >>> int(result.state.step), sorted(result.columns)
+      (3, ['grad_norm', 'loss'])
     """
 
     params: Any

@@ -1,7 +1,7 @@
 """The learning-rate schedules optax lacks: η₀/(1+γt) and η₀/(t+1).
 
 optax has polynomial, exponential, cosine and piecewise schedules, but not inverse-time decay, the
-schedule of the classic SGD convergence theory (Robbins-Monro) and of seed 003's noise-ball demo.
+schedule of the classic SGD convergence theory (Robbins-Monro) and of ``jgd tour``'s noise ball.
 
 They are frozen dataclasses registered as pytrees (their numbers are leaves), so passing one to
 ``jgd.fit`` with another ``init_value`` or ``decay_rate`` reuses the compiled program instead of
@@ -22,7 +22,24 @@ from jgd import _errors
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class InverseTimeDecay:
-    """``init_value / (1 + decay_rate * count)``; see ``inverse_time_decay``."""
+    """The schedule ``init_value / (1 + decay_rate * count)``, a ``count -> value`` callable.
+
+    Made by ``inverse_time_decay`` (which checks its numbers) or ``harmonic``. A pytree whose
+    numbers are leaves: a run given another ``init_value`` or ``decay_rate`` reuses the compiled
+    program, and ``jgd.sweep`` can vmap over them.
+
+    Attributes:
+      init_value: η₀, the rate at count 0.
+      decay_rate: γ, how fast the rate decays.
+
+    Examples:
+      >>> import jax, jgd
+      >>> schedule = jgd.schedules.inverse_time_decay(0.1, 0.01)
+      >>> schedule, round(float(schedule(100)), 6)
+      (InverseTimeDecay(init_value=0.1, decay_rate=0.01), 0.05)
+      >>> jax.tree.leaves(schedule)
+      [0.1, 0.01]
+    """
 
     init_value: jax.Array | float
     decay_rate: jax.Array | float
@@ -59,7 +76,7 @@ def inverse_time_decay(init_value: float, decay_rate: float) -> InverseTimeDecay
 
 
 def harmonic(init_value: float) -> InverseTimeDecay:
-    """The schedule η_t = η₀ / (t + 1): inverse-time decay with γ = 1 (seed 002's 1/t).
+    """The schedule η_t = η₀ / (t + 1): inverse-time decay with γ = 1, the classic 1/t.
 
     Its steps shrink to zero but sum to infinity, so SGD can still travel any distance.
 

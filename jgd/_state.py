@@ -20,6 +20,16 @@ class TrainState(NamedTuple):
       step: the number of updates done so far (int32 scalar).
       key: the PRNG key the step draws from (forward-gradient tangents).
       model_state: what a model carries besides its params (``()`` for pure params).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax, jgd
+      >>> state = jgd.TrainState.create(jnp.zeros(2), optax.sgd(0.1), key=0)
+      >>> state.params.tolist(), int(state.step), state.model_state
+      ([0.0, 0.0], 0, ())
+      >>> bowl = lambda w, batch: 0.5 * jnp.sum((w - 3.0) ** 2)
+      >>> result = jgd.fit(bowl, state, jnp.zeros(1), optimizer=optax.sgd(0.1), epochs=3)
+      >>> int(result.state.step), jax.tree.structure(result.state) == jax.tree.structure(state)
+      (3, True)
     """
 
     params: Any

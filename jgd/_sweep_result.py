@@ -36,6 +36,19 @@ class SweepResult:
       initial_loss, final_loss: arrays (R,), as in ``FitResult``.
       sharpness, noise_scale: ``jgd.Series`` with ``values`` of shape (R, records), or None.
       columns: every recorder's column, shape (R, steps, ...) (``aux``: the ``"aux"`` one).
+
+    Examples:
+      >>> import jax.numpy as jnp, optax, jgd
+      >>> bowl = lambda w, batch: 0.5 * (w - 3.0) ** 2  # GD is stable for learning rates < 2
+      >>> result = jgd.sweep(bowl, jnp.array(0.0), jnp.zeros(1), optimizer=optax.sgd,
+      ...                    learning_rate=[0.5, 2.5], epochs=4)
+      >>> len(result), result.learning_rate, result.losses.shape
+      (2, [0.5, 2.5], (2, 4))
+      >>> result.diverged.tolist(), result.divergence, result.diverged_at.tolist()
+      ([False, True], [None, 'rose'], [-1, 1])
+      >>> run = result[0]  # one run, as a FitResult
+      >>> run.losses.tolist(), round(float(run.params), 4)
+      ([4.5, 1.125, 0.28125, 0.0703125], 2.8125)
     """
 
     learning_rate: list

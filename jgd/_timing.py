@@ -25,7 +25,19 @@ import numpy as np
 
 
 class Timing(NamedTuple):
-    """Seconds per call: the median, the spread (min, max) and every sample."""
+    """Seconds per call: the median, the spread (min, max) and every sample.
+
+    ``jgd.timing.timeit`` and ``jgd.timing.interleaved`` return these; ``Timing.of(samples)``
+    makes one from seconds measured some other way.
+
+    Examples:
+      >>> import jgd
+      >>> t = jgd.timing.Timing.of([0.3, 0.1, 0.2])
+      >>> t.median, t.min, t.max, t.repeats
+      (0.2, 0.1, 0.3, 3)
+      >>> t.rate(100)  # e.g. 100 steps a call: steps per second
+      500.0
+    """
 
     median: float
     min: float
@@ -34,6 +46,7 @@ class Timing(NamedTuple):
 
     @classmethod
     def of(cls, samples: list[float]) -> Timing:
+        """The ``Timing`` of ``samples`` (seconds); ValueError if there are none."""
         if not samples:
             raise ValueError("a Timing needs at least one sample; got none.")
         s = np.asarray(samples, np.float64)
@@ -41,6 +54,7 @@ class Timing(NamedTuple):
 
     @property
     def repeats(self) -> int:
+        """The number of samples."""
         return len(self.samples)
 
     def rate(self, units: float = 1.0) -> float:
@@ -50,7 +64,20 @@ class Timing(NamedTuple):
 
 class Ratio(NamedTuple):
     """How many times faster one contender ran than another: the median of the per-round ratios
-    of an interleaved run, and their spread (the slowest and fastest round's)."""
+    of an interleaved run, and their spread (the slowest and fastest round's).
+
+    ``jgd.timing.ratio(fast, slow)`` returns one. ``str`` of it gives the median and the range,
+    or only the range when the rounds disagree by more than 1.5x.
+
+    Examples:
+      >>> import jgd
+      >>> fast, slow = jgd.timing.Timing.of([1.0, 1.0]), jgd.timing.Timing.of([2.0, 4.0])
+      >>> r = jgd.timing.ratio(fast, slow)
+      >>> r.median, r.low, r.high, r.rounds
+      (3.0, 2.0, 4.0, 2)
+      >>> str(r)
+      '2.0x to 4.0x (2 rounds, too spread to say one)'
+    """
 
     median: float
     low: float
@@ -82,7 +109,24 @@ def ratio(fast: Timing, slow: Timing) -> Ratio:
 
 
 def blocked(fn: Callable[[], Any]) -> float:
-    """Seconds of one call of ``fn``, blocked until its (JAX) result is ready."""
+    """Seconds of one call of ``fn``, blocked until its (JAX) result is ready.
+
+    JAX dispatches work asynchronously, so timing the call alone would stop the clock before
+    the result is computed; ``jax.block_until_ready`` waits for it (any pytree of arrays, or
+    anything else, is fine). One call, compile included: ``timeit`` warms up and repeats.
+
+    Args:
+      fn: a function of no arguments.
+
+    Returns:
+      Wall-clock seconds, from ``time.perf_counter``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jgd
+      >>> seconds = jgd.timing.blocked(lambda: jnp.ones(1000) @ jnp.ones(1000))
+      >>> seconds > 0
+      True
+    """
     start = time.perf_counter()
     jax.block_until_ready(fn())
     return time.perf_counter() - start

@@ -54,12 +54,32 @@ def to_optax(optimizer: Any, scheduler: Any = None, *, steps: int, module: Any =
     Each rule is made of optax pieces where optax has the same rule, by hand where it differs
     (``jgd/_torch_rules.py`` says where); docs/torch_optax.md lists them side by side.
 
+    Args:
+      optimizer: a fresh ``torch.optim`` optimizer (not yet stepped).
+      scheduler: its ``torch.optim.lr_scheduler``, stepped once per step, or None.
+      steps: the number of steps the rates are read for.
+      module: the torch module the param groups' parameters belong to (several groups only).
+
+    Returns:
+      An ``optax.GradientTransformation`` for ``jgd.fit(optimizer=...)``.
+
     Raises:
       ValueError: several param groups without ``module=``, a group's parameter that the module
         does not hold, an optimizer that has already stepped, an option changed from its default
         that is not replayed (``maximize=True``), a scheduler that needs a metric
         (ReduceLROnPlateau) or belongs to another optimizer, ``steps`` < 1.
       TypeError: an optimizer class that is not supported.
+
+    Examples:
+      >>> import jax.numpy as jnp, torch
+      >>> from jgd import torch_baseline
+      >>> w = torch.nn.Parameter(torch.zeros(2))
+      >>> tx = torch_baseline.to_optax(torch.optim.SGD([w], lr=0.1, momentum=0.9), steps=2)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> first, state = tx.update(jnp.ones(2), state)
+      >>> second, state = tx.update(jnp.ones(2), state)
+      >>> (first + second).tolist()  # torch's two steps on gradient 1: -0.1, then -0.1 * 1.9
+      [-0.29, -0.29]
     """
     import optax
 

@@ -41,7 +41,24 @@ def atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """``path.write_text(text)``, atomically (see ``atomic``)."""
+    """Writes ``text`` to ``path`` (UTF-8), atomically: the whole new file or the old one.
+
+    The text goes to a temporary file in the same folder, which then replaces ``path`` (see
+    ``atomic``), so a crash midway never leaves a half-written file.
+
+    Args:
+      path: the file to write; its folder must exist.
+      text: the whole content.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> import jgd
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     target = pathlib.Path(folder) / "notes.txt"
+      ...     jgd.io.write_text(target, "all or nothing")
+      ...     print(target.read_text())
+      all or nothing
+    """
     with atomic(path, "w") as f:
         f.write(text)
 

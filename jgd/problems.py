@@ -1,20 +1,5 @@
-"""The problems of the lesson, in one registry: the tour, the benchmarks, the CLI, the examples and
-the tests all train on these, so a number printed in one place is the number tested in another.
-
-A ``Problem`` is a loss, its starting params and its data, with the seeds' way of running it
-(``recipe``: ``fit``'s keyword arguments) and, where one is known, its optimum::
-
-    >>> import jgd
-    >>> bowl = jgd.problems.get("bowl")
-    >>> round(float(bowl.fit().params), 4)  # seed 003's 15 steps of η = 0.3 from w = -2
-    2.9763
-    >>> sorted(jgd.problems.PROBLEMS)  # doctest: +NORMALIZE_WHITESPACE
-    ['bowl', 'double_well', 'edge_of_stability', 'line', 'logistic', 'mlp', 'noise_ball',
-     'ravine']
-
-``mlp`` is the seeds' ``Net`` on scikit-learn's 8x8 digits (the default: no download), MNIST, or
-synthetic MNIST-shaped rows (uniform pixels, random labels: for timing, not for learning).
-"""
+"""The lesson's problems in one registry; the tour, the benchmarks, the CLI, the examples and the
+tests all train on these, so a number printed in one place is the number tested in another."""
 
 from __future__ import annotations
 
@@ -29,9 +14,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jgd import _errors, data, losses, models
+from jgd import _errors, data, models
 from jgd._fit import fit
-from jgd._losses import per_example
+from jgd._losses import bowl_loss, double_well_loss, line_loss, logistic_loss, ravine_loss
 from jgd._sweep import sweep
 from jgd.data import epoch_order
 
@@ -39,7 +24,17 @@ _PLAN = ("batch_size", "epochs", "order")
 
 
 class Problem(NamedTuple):
-    """A loss, its params and data, the seeds' recipe for ``fit``, and what is known of it."""
+    """A loss, its starting params and data, the recipe ``fit`` runs it with, and its optimum.
+
+    Get one with ``get``. ``recipe`` is ``jgd.fit``'s keyword arguments, ``optimum`` the minimizer
+    (None if unknown); a classifier has its model ``apply(params, X)`` and held-out ``test`` data.
+
+    Examples:
+      >>> import jgd
+      >>> p = jgd.problems.get("ravine")
+      >>> p.name, p.params.tolist(), p.recipe["learning_rate"], p.optimum.tolist()
+      ('ravine', [-10.0, 1.0], 0.035, [0.0, 0.0])
+    """
 
     name: str
     loss: Callable[[Any, Any], jax.Array]
@@ -60,11 +55,9 @@ class Problem(NamedTuple):
         return {**recipe, **overrides}
 
     def fit(self, **overrides: Any):
-        """``jgd.fit`` of this problem with its recipe; ``overrides`` replace recipe entries.
-
-        A batch plan given (``batch_size``, ``epochs`` or ``order``) replaces the recipe's whole
-        plan; an ``optimizer`` given replaces the recipe's optimizer and learning rate.
-        """
+        """``jgd.fit`` of this problem with its recipe, ``overrides`` replacing entries: a batch
+        plan given (``batch_size``, ``epochs`` or ``order``) replaces the recipe's whole plan, an
+        ``optimizer`` given the recipe's optimizer and learning rate."""
         return fit(self.loss, self.params, self.data, **self._kwargs(overrides))
 
     def sweep(self, **overrides: Any):
@@ -82,66 +75,82 @@ def _recipe(**kwargs: Any) -> Mapping[str, Any]:
     return types.MappingProxyType(kwargs)
 
 
-def bowl_loss(w: jax.Array, batch: Any) -> jax.Array:
-    """Seed 003's convex bowl L(w) = 0.5 (w - 3)², minimum at w = 3."""
-    return 0.5 * (w - 3.0) ** 2
-
-
-def ravine_loss(w: jax.Array, batch: Any) -> jax.Array:
-    """An ill-conditioned quadratic: curvature 1 along w0, 50 along w1 (condition number 50)."""
-    return 0.5 * (w[0] ** 2 + 50.0 * w[1] ** 2)
-
-
-def double_well_loss(w: jax.Array, batch: Any) -> jax.Array:
-    """w⁴ - 3w² + w: two minima, near -1.30 (global) and 1.13; the start decides."""
-    return w**4 - 3 * w**2 + w
-
-
-line_loss = per_example(lambda theta, ex: losses.squared_error(ex[0] @ theta, ex[1]))
-line_loss.__doc__ = "Mean squared error of the line fit: mean((X θ - y)²), θ = (slope, intercept)."
-logistic_loss = per_example(lambda w, ex: losses.sigmoid_cross_entropy(ex[0] @ w, ex[1]))
-logistic_loss.__doc__ = "Mean logistic loss of σ(X w) against 0/1 labels."
-
 _NO_DATA = np.zeros(1, np.float32)  # a loss of the params alone still takes a batch
 
 
 def bowl() -> Problem:
-    """Seed 003's bowl: 15 steps of GD with η = 0.3 from w = -2 (the seed prints 2.9763)."""
+    """The convex bowl L(w) = 0.5 (w - 3)² (``bowl_loss``): 15 steps of GD, η = 0.3, from w = -2.
+
+    Examples:
+      >>> import jgd
+      >>> round(float(jgd.problems.bowl().fit().params), 4)  # 3 - 5 · 0.7¹⁵
+      2.9763
+    """
     recipe = _recipe(optimizer=optax.sgd, learning_rate=0.3, epochs=15)
     return Problem("bowl", bowl_loss, jnp.array(-2.0), _NO_DATA, recipe, optimum=3.0)
 
 
 def line(m: int = 100, seed: int = 0) -> Problem:
-    """Seed 003's line fit, full-batch GD (η = 0.4, 60 epochs) from θ = (-1, -1)."""
+    """The line fit of ``jgd.data.line(m, seed)``: full-batch GD, η = 0.4, 60 epochs, θ₀ = (-1, -1).
+
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.line().optimum.round(3).tolist()  # least squares, near the true (2, 1)
+      [1.961, 0.998]
+    """
     d = data.line(m, seed)
     recipe = _recipe(optimizer=optax.sgd, learning_rate=0.4, epochs=60)
     return Problem("line", line_loss, jnp.array([-1.0, -1.0]), d, recipe, d.least_squares)
 
 
 def noise_ball(epochs: int = 40) -> Problem:
-    """The line fit by SGD with a constant η = 0.1 over the seed's batches (``seed=1``)."""
+    """The line fit by SGD, one example a step, constant η = 0.1, for ``epochs`` epochs of
+    ``jgd.data.epoch_order(100, 1, seed=1)``: the iterates settle in a ball around the optimum.
+
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.noise_ball(epochs=2).recipe["order"].shape  # 2 epochs of 100 steps
+      (200, 1)
+    """
     p = line()
     order = epoch_order(len(p.data.y), 1, epochs=epochs, seed=1)
-    return p._replace(
-        name="noise_ball", recipe=_recipe(optimizer=optax.sgd, learning_rate=0.1, order=order)
-    )
+    recipe = _recipe(optimizer=optax.sgd, learning_rate=0.1, order=order)
+    return p._replace(name="noise_ball", recipe=recipe)
 
 
 def ravine() -> Problem:
-    """The condition-number-50 quadratic from (-10, 1), GD with η = 0.035 (the bound is 0.04)."""
+    """The quadratic ``ravine_loss`` from (-10, 1): 600 GD steps, η = 0.035 (stable below 2/50).
+
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.ravine().recipe["epochs"]
+      600
+    """
     recipe = _recipe(optimizer=optax.sgd, learning_rate=0.035, epochs=600)
     return Problem("ravine", ravine_loss, jnp.array([-10.0, 1.0]), _NO_DATA, recipe, np.zeros(2))
 
 
 def logistic() -> Problem:
-    """Seed 002's logistic regression, GD with η = 1 for 500 steps; the optimum by Newton."""
+    """Logistic regression on ``jgd.data.logistic()``: GD, η = 1, 500 steps; the optimum by Newton.
+
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.logistic().optimum.round(3).tolist()  # (slope, intercept)
+      [2.348, -0.045]
+    """
     d = data.logistic()
     recipe = _recipe(optimizer=optax.sgd, learning_rate=1.0, epochs=500)
     return Problem("logistic", logistic_loss, jnp.zeros(2), d, recipe, _newton_logistic(*d))
 
 
 def double_well(start: float = -2.0) -> Problem:
-    """w⁴ - 3w² + w from ``start``, GD with η = 0.01 for 500 steps."""
+    """w⁴ - 3w² + w (``double_well_loss``) from ``start``, GD with η = 0.01 for 500 steps.
+
+    Examples:
+      >>> import jgd
+      >>> [round(float(jgd.problems.double_well(s).fit().params), 2) for s in (-2.0, 2.0)]
+      [-1.3, 1.13]
+    """
     recipe = _recipe(optimizer=optax.sgd, learning_rate=0.01, epochs=500)
     w0 = jnp.asarray(start, jnp.float32)
     return Problem("double_well", double_well_loss, w0, _NO_DATA, recipe, optimum=-1.3008)
@@ -158,16 +167,24 @@ def mlp(
     examples: int = 8192,
     width: int = 784,
 ) -> Problem:
-    """The seeds' ``Net`` (width-hidden-10, PyTorch's init) under softmax cross-entropy.
+    """The lesson's MLP (PyTorch's ``Net``: width-hidden-10, PyTorch's init), softmax cross-entropy.
+
+    The recipe: SGD, η = 0.01, batch 64, one epoch.
 
     Args:
       source: ``"digits"`` (scikit-learn's 8x8, width 64), ``"mnist"`` (the IDX files in
         ``mnist_dir``, else the download cache), ``"real"`` (MNIST when found, else digits) or
         ``"synthetic"`` (``examples`` uniform rows of ``width`` pixels, random labels).
-      hidden, seed, activation: the model (``jgd.models.MLP``, ``nnx.Rngs(seed)``).
+      hidden: the hidden layer's width (``jgd.models.MLP``).
+      seed: the init seed (``nnx.Rngs(seed)``).
+      activation: the hidden layer's activation.
       dtype: the params' and inputs' float dtype.
+      mnist_dir: the folder of the MNIST IDX files.
 
-    The recipe is the seeds': SGD, η = 0.01, batch 64, one epoch.
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.mlp().note  # the default source needs no download
+      'scikit-learn 8x8 digits'
     """
     splits = _splits(source, mnist_dir, examples, width, seed)
     train, test = (data.Dataset(np.asarray(s.X, dtype), s.y) for s in splits[:2])
@@ -187,22 +204,23 @@ def edge_of_stability(
     seed: int = 0,
     mnist_dir: str | os.PathLike | None = None,
 ) -> Problem:
-    """Cohen et al.'s edge-of-stability setting, at the seeds' scale: full-batch GD on a tanh MLP.
+    """Cohen et al.'s edge of stability (ICLR 2021: fc-tanh on CIFAR-10), scaled down to one MLP.
 
-    The model is ``jgd.models.MLP`` (width-hidden-10, tanh, PyTorch's uniform init), the loss
-    the squared error against one-hot targets, ``0.5 · mean over examples of ‖f(x) - e_y‖²``, the
-    data ``examples`` training images (a fixed random sample, pixels in [0, 1]): 1,000 MNIST
-    images with ``source="mnist"``. Cohen et al. (ICLR 2021) train fc-tanh 3072-200-200-10 on
-    5,000 CIFAR-10 images; this net has one hidden layer and MNIST's (or the 8x8 digits') inputs,
-    so its sharpness starts lower (about 21 on MNIST, 12 on the digits) and GD reaches 2/η sooner.
+    The model is ``jgd.models.MLP`` (width-hidden-10, tanh), the loss ``0.5 · mean ‖f(x) - e_y‖²``
+    against one-hot targets, the data ``examples`` training images (a fixed random sample), the
+    recipe GD, η = 0.05, full batch, 4,000 steps; sharpness starts near 21 (MNIST), 12 (digits).
 
     Args:
       source: ``"digits"``, ``"mnist"`` or ``"real"``, as for ``mlp``.
       examples: the training images used (at most those of the source).
-      hidden, seed: the model's width and init seed.
+      hidden: the hidden layer's width.
+      seed: the init seed.
       mnist_dir: the MNIST IDX files.
 
-    The recipe: plain GD (``optax.sgd``), η = 0.05, full batch, 4,000 steps.
+    Examples:
+      >>> import jgd
+      >>> jgd.problems.edge_of_stability(examples=100).data[1].shape  # one-hot targets
+      (100, 10)
     """
     examples = _errors.positive_int("examples", examples)
     splits = _splits(source, mnist_dir, 0, 0, seed)
@@ -218,17 +236,8 @@ def edge_of_stability(
     targets = np.eye(10, dtype=np.float32)[y]
     recipe = _recipe(optimizer=optax.sgd, learning_rate=0.05, epochs=4000)
     test = data.Dataset(np.asarray(splits.test.X, np.float32), splits.test.y)
-    note = f"{splits.name}, {len(y)} training images"
-    return Problem(
-        "edge_of_stability",
-        squared_error,
-        params,
-        (X, targets),
-        recipe,
-        apply=apply,
-        test=test,
-        note=note,
-    )
+    return Problem("edge_of_stability", squared_error, params, (X, targets), recipe, apply=apply,
+                   test=test, note=f"{splits.name}, {len(y)} training images")  # fmt: skip
 
 
 def _splits(source: str, mnist_dir: Any, examples: int, width: int, seed: int) -> data.DigitSplits:
@@ -237,14 +246,12 @@ def _splits(source: str, mnist_dir: Any, examples: int, width: int, seed: int) -
     if source == "real":
         return data.real_digits(mnist_dir)
     if source == "digits":
-        return data.DigitSplits(
-            data.digits("train"), data.digits("test"), "scikit-learn 8x8 digits"
-        )
+        return data.DigitSplits(data.digits("train"), data.digits("test"),
+                                "scikit-learn 8x8 digits")  # fmt: skip
     if source == "mnist":
         folder = data.default_dir() if mnist_dir is None else mnist_dir
-        return data.DigitSplits(
-            data.mnist(folder, "train"), data.mnist(folder, "test"), f"MNIST ({folder})"
-        )
+        return data.DigitSplits(data.mnist(folder, "train"), data.mnist(folder, "test"),
+                                f"MNIST ({folder})")  # fmt: skip
     rng = np.random.default_rng(seed)  # "synthetic"
     X = rng.uniform(size=(examples, width)).astype(np.float32)
     y = rng.integers(0, 10, examples).astype(np.int32)
@@ -262,38 +269,32 @@ def _newton_logistic(X: np.ndarray, y: np.ndarray, iterations: int = 50) -> np.n
 
 
 PROBLEMS: dict[str, Callable[..., Problem]] = {
-    "bowl": bowl,
-    "line": line,
-    "noise_ball": noise_ball,
-    "ravine": ravine,
-    "logistic": logistic,
-    "double_well": double_well,
-    "mlp": mlp,
-    "edge_of_stability": edge_of_stability,
-}
+    "bowl": bowl, "line": line, "noise_ball": noise_ball, "ravine": ravine, "logistic": logistic,
+    "double_well": double_well, "mlp": mlp, "edge_of_stability": edge_of_stability}  # fmt: skip
+"""Each problem's builder by name; ``get(name, **options)`` calls one.
+
+Examples:
+  >>> import jgd
+  >>> sorted(jgd.problems.PROBLEMS)
+  ['bowl', 'double_well', 'edge_of_stability', 'line', 'logistic', 'mlp', 'noise_ball', 'ravine']
+"""
 
 
 def get(name: str, **options: Any) -> Problem:
-    """The problem ``name`` (one of ``PROBLEMS``), built with ``options``."""
+    """The problem ``name`` (a key of ``PROBLEMS``), built with ``options`` (its builder's).
+
+    Raises:
+      ValueError: ``name`` is not in ``PROBLEMS``.
+
+    Examples:
+      >>> import jgd
+      >>> float(jgd.problems.get("double_well", start=1.0).params)
+      1.0
+    """
     _errors.one_of("name", name, tuple(PROBLEMS))
     return PROBLEMS[name](**options)
 
 
-__all__ = [
-    "PROBLEMS",
-    "Problem",
-    "bowl",
-    "bowl_loss",
-    "double_well",
-    "double_well_loss",
-    "edge_of_stability",
-    "get",
-    "line",
-    "line_loss",
-    "logistic",
-    "logistic_loss",
-    "mlp",
-    "noise_ball",
-    "ravine",
-    "ravine_loss",
-]
+__all__ = ["PROBLEMS", "Problem", "bowl", "bowl_loss", "double_well", "double_well_loss",
+           "edge_of_stability", "get", "line", "line_loss", "logistic", "logistic_loss", "mlp",
+           "noise_ball", "ravine", "ravine_loss"]  # fmt: skip

@@ -1,7 +1,7 @@
-"""The seeds' PyTorch loop, for comparisons: the same model, batches and updates as jgd.
+"""The PyTorch side of a comparison: the same model, batches and updates as jgd.
 
-``train`` is the loop of the seeds verbatim (zero_grad, forward, CrossEntropyLoss, backward,
-step), driven by an explicit index order so that ``jgd.fit(order=...)`` sees the same batches.
+``train`` is the textbook PyTorch loop (zero_grad, forward, CrossEntropyLoss, backward, step),
+driven by an explicit index order so that ``jgd.fit(order=...)`` sees the same batches.
 torch is imported lazily; without it, a clear message says how to add it.
 """
 
@@ -18,9 +18,26 @@ from jgd._torch_optax import to_optax
 
 
 def set_threads() -> int:
-    """Gives PyTorch as many intra-op threads as XLA's CPU client has cores (this process's CPU
-    affinity) and returns that count, so the two sides of a timed comparison use the same cores
-    (left to its default, PyTorch's count varies with the machine's load and other processes)."""
+    """Gives PyTorch as many intra-op threads as XLA's CPU client has cores, and returns that count.
+
+    The count is this process's CPU affinity, the cores XLA uses, so the two sides of a timed
+    comparison use the same cores (left to its default, PyTorch's count varies with the
+    machine's load and other processes). It calls ``torch.set_num_threads``, for the whole process.
+
+    Returns:
+      The number of threads set.
+
+    Raises:
+      ImportError: torch is not installed.
+
+    Examples:
+      >>> import torch
+      >>> from jgd import torch_baseline
+      >>> before = torch.get_num_threads()
+      >>> torch_baseline.set_threads() == torch.get_num_threads()
+      True
+      >>> torch.set_num_threads(before)  # as it was
+    """
     torch = require_torch()
     getter = getattr(os, "sched_getaffinity", None)
     cores = len(getter(0)) if getter else (os.cpu_count() or 1)
@@ -43,13 +60,20 @@ def train(
     dtype: Any = np.float32,
     loss: str = "cross_entropy",
 ) -> dict[str, Any]:
-    """The seeds' training loop over the batches ``order`` names; the model is trained in place.
+    """The plain PyTorch training loop over the batches ``order`` names; trains ``model`` in place.
+
+    Each step: ``zero_grad``, forward, the loss, ``backward``, ``optimizer.step()`` (then
+    ``scheduler.step()``). With the same ``order``, ``jgd.fit(order=order)`` takes the same
+    batches, so the two runs can be compared step by step.
 
     Args:
       model: a ``torch.nn.Module`` producing logits.
-      X, y: float32 inputs and int labels (host arrays; converted to tensors once).
+      X: float32 inputs (a host array; converted to a tensor once).
+      y: int labels (a host array; converted to a tensor once).
       order: int array (steps, batch_size) of example indices, one row per step.
-      lr, momentum, nesterov: ``torch.optim.SGD``'s arguments, when ``optimizer`` is None.
+      lr: ``torch.optim.SGD``'s learning rate, when ``optimizer`` is None.
+      momentum: ``torch.optim.SGD``'s momentum, when ``optimizer`` is None.
+      nesterov: ``torch.optim.SGD``'s Nesterov flag, when ``optimizer`` is None.
       optimizer: any ``torch.optim`` optimizer over ``model``'s parameters (then ``lr``,
         ``momentum`` and ``nesterov`` are not used).
       scheduler: a ``torch.optim.lr_scheduler`` of ``optimizer``, stepped once after every step.
@@ -61,6 +85,20 @@ def train(
     Returns:
       ``{"losses": per-step losses (np.float32), "seconds": wall time of the loop,
       "compile_seconds": time of the warm-up compile when ``compile``}``.
+
+    Raises:
+      ImportError: torch is not installed.
+
+    Examples:
+      >>> import numpy as np
+      >>> import jgd
+      >>> from jgd import torch_baseline
+      >>> net = torch_baseline.Net(4, 8, 3)
+      >>> X, y = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32), np.arange(12) % 3
+      >>> order = jgd.data.epoch_order(12, 4, epochs=5)  # 15 steps of 4 examples
+      >>> run = torch_baseline.train(net, X, y, order, lr=0.1)
+      >>> run["losses"].shape, run["seconds"] > 0
+      ((15,), True)
     """
     torch = require_torch()
     target = dtype if loss == "mse" else np.int64

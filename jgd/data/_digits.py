@@ -41,7 +41,16 @@ def digits(split: str = "train", test_fraction: float = 0.25, seed: int = 0) -> 
 
 
 class DigitSplits(NamedTuple):
-    """A train/test pair and the name of where it came from."""
+    """A train/test pair of ``Dataset``s and the name of where it came from.
+
+    ``real_digits`` returns one; unpack it (``train, test, name = splits``) or read its fields.
+
+    Examples:
+      >>> import jgd
+      >>> splits = jgd.data.DigitSplits(jgd.data.digits("train"), jgd.data.digits("test"), "8x8")
+      >>> splits.name, splits.train.X.shape, splits.test.X.shape
+      ('8x8', (1348, 64), (449, 64))
+    """
 
     train: Dataset
     test: Dataset
@@ -51,8 +60,26 @@ class DigitSplits(NamedTuple):
 def real_digits(mnist_dir: str | os.PathLike | None = None) -> DigitSplits:
     """MNIST from ``mnist_dir`` (or the download cache) when present, else scikit-learn's digits.
 
+    Real handwritten digits either way, and never a download: without ``mnist_dir``, MNIST is
+    read from ``jgd.data.default_dir()`` when ``download_mnist`` has put it there, and
+    scikit-learn's 8x8 digits (``jgd.data.digits``) stand in otherwise.
+
+    Args:
+      mnist_dir: a folder of the MNIST IDX files (see ``jgd.data.mnist``); then MNIST or an error.
+
+    Returns:
+      ``DigitSplits(train, test, name)``, ``name`` saying which: ``"MNIST (folder)"`` or
+      ``"scikit-learn 8x8 digits"``.
+
     Raises:
       FileNotFoundError: ``mnist_dir`` was given but is not a folder or lacks the files.
+      MNISTError: a file in ``mnist_dir`` is truncated or corrupted.
+
+    Examples:
+      >>> import jgd
+      >>> splits = jgd.data.real_digits()  # MNIST when downloaded, else the 8x8 digits
+      >>> splits.name.startswith(("MNIST", "scikit-learn")), splits.train.X.shape[1] in (64, 784)
+      (True, True)
     """
     from jgd.data._mnist import default_dir, mnist
 

@@ -40,11 +40,37 @@ IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
 
 class MNISTError(ValueError):
-    """A missing, truncated or corrupted MNIST file."""
+    """A truncated or corrupted MNIST (IDX) file; a ``ValueError``.
+
+    Raised by ``jgd.data.mnist`` and ``jgd.data.read_idx`` with the file and what is wrong with it
+    (a missing file is a ``FileNotFoundError`` instead).
+
+    Examples:
+      >>> import pathlib, tempfile, jgd
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = pathlib.Path(folder) / "labels-idx1-ubyte"
+      ...     _ = path.write_bytes(bytes([0, 0, 8, 1]))  # the labels' magic, then nothing
+      ...     try:
+      ...         jgd.data.read_idx(path, 0x801)
+      ...     except jgd.data.MNISTError as e:
+      ...         print(f"MNISTError: {e}")
+      MNISTError: ...labels-idx1-ubyte is truncated: 4 bytes, less than its 8-byte header.
+    """
 
 
 def default_dir() -> pathlib.Path:
-    """Where ``download_mnist`` puts the files: ``$JGD_DATA/mnist`` or ``~/.cache/jgd/mnist``."""
+    """Where ``download_mnist`` puts the files: ``$JGD_DATA/mnist`` or ``~/.cache/jgd/mnist``.
+
+    Only the path: nothing is created or downloaded. ``real_digits`` and ``jgd train`` look here.
+
+    Returns:
+      The folder, a ``pathlib.Path``.
+
+    Examples:
+      >>> import jgd
+      >>> jgd.data.default_dir().name
+      'mnist'
+    """
     base = os.environ.get("JGD_DATA") or pathlib.Path.home() / ".cache" / "jgd"
     return pathlib.Path(base) / "mnist"
 
@@ -63,6 +89,22 @@ def mnist(data_dir: str | os.PathLike, split: str = "train") -> Dataset:
       FileNotFoundError: the folder or a file is missing (named, with how to get it).
       MNISTError: a file is truncated or corrupted (wrong magic, counts that do not match the
         bytes, images and labels of different counts).
+      ValueError: ``split`` is neither ``"train"`` nor ``"test"``.
+
+    Examples:
+      A tiny test split of three 2x2 images, written in the IDX format (magic, sizes, bytes):
+
+      >>> import pathlib, struct, tempfile, numpy as np, jgd
+      >>> def idx(path, magic, values):
+      ...     path.write_bytes(struct.pack(f">{1 + values.ndim}i", magic, *values.shape)
+      ...                      + values.tobytes())
+      >>> images, labels = np.full((3, 2, 2), 255, np.uint8), np.array([7, 2, 1], np.uint8)
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     idx(pathlib.Path(folder) / "t10k-images-idx3-ubyte", 0x803, images)
+      ...     idx(pathlib.Path(folder) / "t10k-labels-idx1-ubyte", 0x801, labels)
+      ...     test = jgd.data.mnist(folder, "test")
+      >>> test.X.shape, float(test.X.max()), test.y.tolist()
+      ((3, 4), 1.0, [7, 2, 1])
     """
     if split not in FILES:
         raise ValueError(f"split={split!r} is not valid; expected 'train' or 'test'.")
@@ -96,7 +138,31 @@ def _find(folder: pathlib.Path, name: str) -> pathlib.Path | None:
 
 
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
-    """The uint8 array in an IDX file, with the header checked against ``magic`` and the size."""
+    """The uint8 array in an IDX file, with the header checked against ``magic`` and the size.
+
+    IDX is MNIST's format: a big-endian int32 magic, one int32 size per dimension, then the
+    values, one byte each.
+
+    Args:
+      path: the file; gzip-compressed when its name ends in ``.gz``.
+      magic: ``0x00000803`` for images (3 dimensions), ``0x00000801`` for labels (1).
+
+    Returns:
+      A read-only uint8 array of the shape the header gives.
+
+    Raises:
+      MNISTError: the file cannot be read (or un-gzipped), has another magic, or holds more or
+        fewer values than its header says.
+
+    Examples:
+      >>> import pathlib, struct, tempfile, jgd
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = pathlib.Path(folder) / "labels-idx1-ubyte"
+      ...     _ = path.write_bytes(struct.pack(">ii", 0x801, 3) + bytes([7, 2, 1]))
+      ...     labels = jgd.data.read_idx(path, 0x801)
+      >>> labels.tolist(), labels.dtype.name
+      ([7, 2, 1], 'uint8')
+    """
     path = pathlib.Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
@@ -129,10 +195,15 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
 def download_mnist(
     dest: str | os.PathLike | None = None, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30.0
 ) -> pathlib.Path:
-    """Fetches the four canonical MNIST files into ``dest`` (default ``default_dir()``).
+    """Downloads the four canonical MNIST files (about 11 MB) into ``dest``; needs the network.
 
-    Files already present with the right checksum are kept. Each download is verified by md5
-    before it is moved into place.
+    Files already present with the right checksum are kept, not fetched again. Each download is
+    verified by md5 before it is moved into place, so a failed one leaves no partial file.
+
+    Args:
+      dest: the folder (created if missing); default ``default_dir()``.
+      mirrors: base URLs tried in turn for each file.
+      timeout: seconds to wait on a mirror before trying the next.
 
     Returns:
       The folder, ready for ``jgd.data.mnist``.
@@ -140,6 +211,16 @@ def download_mnist(
     Raises:
       ConnectionError: no mirror could be reached (offline): the message lists the files and
         where to put them by hand.
+
+    Examples:
+      >>> import jgd
+      >>> folder = jgd.data.default_dir()  # where the files go by default
+      >>> folder.name
+      'mnist'
+      >>> jgd.data.download_mnist(folder)  # doctest: +SKIP
+      PosixPath('/home/you/.cache/jgd/mnist')
+
+      After it, ``jgd.data.mnist(folder, "train")`` reads the 60,000 training images.
     """
     folder = pathlib.Path(dest) if dest is not None else default_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The batches of the seeds' NumPy loop: one ``default_rng(seed)`` permutation per epoch."""
+"""Batches as a NumPy or PyTorch loop draws them: one ``default_rng(seed)`` permutation an epoch."""
 
 from __future__ import annotations
 
@@ -15,13 +15,27 @@ def epoch_order(
     steps: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Example indices ``(steps, batch_size)``, drawn as the seeds' NumPy (and PyTorch) loops do.
+    """Example indices ``(steps, batch_size)``, one shuffled permutation per epoch, cut in batches.
 
     Each epoch is ``np.random.default_rng(seed).permutation(num_examples)`` (one generator for the
     whole run) cut into ``num_examples // batch_size`` batches; the short last batch is left out.
     Give ``epochs`` (whole epochs) or ``steps`` (the first ``steps`` batches). Pass the result to
     ``jgd.fit(order=...)`` and to a PyTorch loop to run both on the same batches.
     ``jgd.shuffled_order`` is the other order: the one ``fit(batch_size=..., key=...)`` draws.
+
+    Args:
+      num_examples: the number of examples, indexed ``0 .. num_examples - 1``.
+      batch_size: the examples per batch (at most ``num_examples``).
+      epochs: the number of whole epochs to draw (give this or ``steps``).
+      steps: the number of batches to draw (give this or ``epochs``).
+      seed: the ``np.random.default_rng`` seed.
+
+    Returns:
+      An int array of shape ``(steps, batch_size)``, one row of example indices per step.
+
+    Raises:
+      ValueError: both or neither of ``epochs`` and ``steps``, a count below 1, or
+        ``batch_size > num_examples``.
 
     Examples:
       >>> import jgd

@@ -1,4 +1,4 @@
-"""Models: the seeds' PyTorch ``Net`` in flax NNX, and weights to and from PyTorch."""
+"""Models: the lesson's PyTorch ``Net`` in flax NNX, and weights to and from PyTorch."""
 
 from jgd.models._mlp import (
     MLP,

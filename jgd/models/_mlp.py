@@ -1,4 +1,5 @@
-"""The seeds' PyTorch ``Net`` (784 -> 128 -> ReLU -> 10) in flax NNX, initialized as PyTorch does.
+"""The lesson's MLP (784 -> 128 -> ReLU -> 10, PyTorch's ``Net``) in flax NNX, initialized as
+PyTorch does.
 
 PyTorch's ``nn.Linear`` draws weights from ``kaiming_uniform_(a=sqrt(5))``, which works out to
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases from the same interval. flax's and jax's stock
@@ -21,7 +22,25 @@ from jgd import _errors, _modules
 
 
 def torch_uniform(fan_in: int) -> Callable:
-    """An initializer drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's ``nn.Linear``."""
+    """An initializer drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch's ``nn.Linear`` does.
+
+    It draws both weights and biases (PyTorch's ``kaiming_uniform_(a=sqrt(5))`` works out to this
+    bound), and has the signature of a ``jax.nn.initializers`` initializer, so it can be passed
+    as ``kernel_init`` or ``bias_init`` of an ``nnx.Linear``.
+
+    Args:
+      fan_in: the layer's number of inputs.
+
+    Returns:
+      ``init(key, shape, dtype=jnp.float32) -> array`` of values in ``[-bound, bound]``,
+      ``bound = 1 / sqrt(fan_in)``.
+
+    Examples:
+      >>> import jax, jgd
+      >>> w = jgd.models.torch_uniform(16)(jax.random.key(0), (16, 4))
+      >>> w.shape, bool(abs(w).max() <= 0.25)  # 1 / sqrt(16)
+      ((16, 4), True)
+    """
     bound = 1.0 / fan_in**0.5
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
@@ -42,16 +61,16 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 class MLP(nnx.Module):
     """A multilayer perceptron (ReLU by default) with PyTorch's default initialization.
 
-    The default is the seeds' ``Net``: 784 -> 128 -> ReLU -> 10. Layers are named ``fc1``,
-    ``fc2``, ... like the seeds' PyTorch module, and hold ``kernel`` of shape (in, out), the
-    transpose of PyTorch's ``weight``.
+    The default is the lesson's MNIST classifier, 784 -> 128 -> ReLU -> 10 (PyTorch's ``Net``,
+    ``jgd.torch_baseline.Net``). Layers are named ``fc1``, ``fc2``, ... like that PyTorch
+    module's, and hold ``kernel`` of shape (in, out), the transpose of PyTorch's ``weight``.
 
     Args:
       in_features: input width (784 for MNIST, 64 for scikit-learn's 8x8 digits).
       hidden: the hidden width, or a sequence of widths for several hidden layers (``()`` gives
         a linear model).
       out_features: the number of outputs (classes).
-      activation: between the layers: ``"relu"`` (the seeds'), ``"tanh"``, ``"sigmoid"``,
+      activation: between the layers: ``"relu"`` (the default), ``"tanh"``, ``"sigmoid"``,
         ``"gelu"`` (exact, PyTorch's default) or ``"gelu_tanh"``.
       rngs: ``flax.nnx.Rngs`` for the initialization.
 
@@ -98,6 +117,7 @@ class MLP(nnx.Module):
 
     @property
     def layers(self) -> list[nnx.Linear]:
+        """The ``nnx.Linear`` layers ``fc1``, ``fc2``, ... in order."""
         return [getattr(self, f"fc{i + 1}") for i in range(len(self.sizes) - 1)]
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -109,7 +129,21 @@ class MLP(nnx.Module):
 
 
 def num_params(model: nnx.Module) -> int:
-    """The number of parameters of an NNX model."""
+    """The number of parameters of an NNX model: the total size of its ``nnx.Param`` arrays.
+
+    Args:
+      model: any ``flax.nnx.Module``.
+
+    Returns:
+      The count of scalars in its trainable parameters (other variables, such as BatchNorm's
+      running statistics, are not counted).
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jgd
+      >>> jgd.models.num_params(jgd.models.MLP(4, 3, 2, rngs=nnx.Rngs(0)))  # (4*3 + 3) + (3*2 + 2)
+      23
+    """
     return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
 
 
@@ -166,6 +200,22 @@ def classification_loss(apply: Callable[[Any, jax.Array], jax.Array]) -> Callabl
 
     The whole batch goes through ``apply`` at once (as in PyTorch), then the per-example losses
     are averaged.
+
+    Args:
+      apply: the model's pure form, ``apply(params, X) -> logits`` (``jgd.models.functional``).
+
+    Returns:
+      ``loss(params, batch) -> scalar`` for a batch ``(X, y)`` of inputs and integer labels,
+      ready for ``jgd.fit``.
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp, jgd
+      >>> apply, params = jgd.models.functional(jgd.models.MLP(4, 3, 10, rngs=nnx.Rngs(0)))
+      >>> loss = jgd.models.classification_loss(apply)
+      >>> X, y = jnp.ones((2, 4)), jnp.array([3, 1])
+      >>> bool(jnp.isclose(loss(params, (X, y)), jgd.losses.cross_entropy(apply(params, X), y)))
+      True
     """
 
     def loss(params: Any, batch: tuple[jax.Array, jax.Array]) -> jax.Array:

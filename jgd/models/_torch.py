@@ -216,8 +216,23 @@ def _check_fits(into: MLP, linears: list, sizes: list[int], activation: str) -> 
 
 
 def state_dict(model: Any) -> dict[str, np.ndarray]:
-    """The copy's weights (and running statistics) as a PyTorch state dict: a ``TorchModule``'s
-    under its torch module's keys, an MLP's as the seeds' ``Net`` (``fc1.weight``, ...)."""
+    """The copy's weights (and running statistics) as a PyTorch state dict of NumPy arrays.
+
+    Args:
+      model: a ``jgd.models.TorchModule`` (its torch module's keys) or a ``jgd.models.MLP``
+        (the keys of ``jgd.torch_baseline.Net``: ``fc1.weight`` of shape (out, in), ``fc1.bias``,
+        ...).
+
+    Returns:
+      ``{key: np.ndarray}``, copies, in torch's layout (ready for ``torch.from_numpy``).
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jgd
+      >>> weights = jgd.models.state_dict(jgd.models.MLP(4, 3, 2, rngs=nnx.Rngs(0)))
+      >>> {key: value.shape for key, value in weights.items()}
+      {'fc1.weight': (3, 4), 'fc1.bias': (3,), 'fc2.weight': (2, 3), 'fc2.bias': (2,)}
+    """
     from jgd.models import _torch_graph
 
     if isinstance(model, _torch_graph.TorchModule):
@@ -236,6 +251,23 @@ def to_torch(model: Any, into: Any = None) -> Any:
       model: a ``jgd.models.MLP`` or ``TorchModule``.
       into: the torch module to load them into (its ``load_state_dict``, strict); required for
         a ``TorchModule``. For an MLP, default a new ``jgd.torch_baseline.Net``.
+
+    Returns:
+      ``into`` (or the new ``Net``), its weights now the copy's, in its own dtype.
+
+    Raises:
+      ValueError: a ``TorchModule`` without ``into``.
+      RuntimeError: torch's ``load_state_dict``, when ``into``'s keys or shapes do not match.
+
+    Examples:
+      >>> import numpy as np, torch
+      >>> from flax import nnx
+      >>> import jgd
+      >>> model = jgd.models.MLP(4, 3, 2, rngs=nnx.Rngs(0))
+      >>> net = jgd.models.to_torch(model)  # a new jgd.torch_baseline.Net
+      >>> x = np.ones((5, 4), np.float32)
+      >>> bool(np.allclose(net(torch.from_numpy(x)).detach().numpy(), model(x), atol=1e-6))
+      True
     """
     from jgd._torch_net import Net, require_torch
     from jgd.models import _torch_graph

@@ -56,6 +56,20 @@ class TorchModule(nnx.Module):
     (dropout, batch statistics) as ``module.train()`` / ``module.eval()`` do in torch. Its
     ``nnx.Param``s are the torch module's trainable parameters; frozen ones
     (``requires_grad=False``) and running statistics are carried, never trained.
+    ``jgd.models.state_dict`` reads its weights back under the torch module's keys.
+
+    Examples:
+      >>> import numpy as np, torch, jgd
+      >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5)).eval()
+      >>> model = jgd.models.from_torch(net)  # not an MLP, so a TorchModule
+      >>> type(model).__name__
+      'TorchModule'
+      >>> model.eval()  # as net.eval(): no dropout
+      >>> x = torch.ones(2, 3)
+      >>> bool(np.allclose(model(x.numpy()), net(x).detach().numpy(), atol=1e-6))
+      True
+      >>> sorted(jgd.models.state_dict(model))  # the torch module's keys
+      ['0.bias', '0.weight']
     """
 
     def __init__(self, layers: dict, train_ops: tuple, eval_ops: tuple, names: tuple, training):
