@@ -1,4 +1,4 @@
-"""Data: the lesson's synthetic sets, real digits that ship with scikit-learn, and MNIST IDX files."""
+"""Data: the lesson's synthetic sets, scikit-learn's real digits, and MNIST IDX files."""
 
 from jgd.data._digits import DigitSplits, digits, real_digits
 from jgd.data._mnist import MNISTError, default_dir, download_mnist, mnist, read_idx
