@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import tempfile
 
 import hypothesis
@@ -79,5 +80,29 @@ def tiny_mnist(tmp_path):
     return folder
 
 
+_CACHE = "JAX_COMPILATION_CACHE_DIR"
+_made = pytest.StashKey[str]()
+
+
 def pytest_configure(config):
+    """Matplotlib without a display; one persistent compilation cache for the whole run.
+
+    The suite compiles the same programs in many processes (its two xdist workers, and the
+    ``jgd`` and ``jax.distributed`` processes the tests start): jax's persistent cache in one
+    temporary folder, made by the first process and inherited through the environment, compiles
+    each once. A cached program is XLA's own executable, so no result changes; the tests that
+    count compiles subtract its hits (``jgd.timing.backend_compiles``) or count jgd's own.
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if _CACHE not in os.environ:  # the first process of the run: the controller, or -n 0
+        os.environ[_CACHE] = tempfile.mkdtemp(prefix="jgd-tests-xla-cache-")
+        config.stash[_made] = os.environ[_CACHE]
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_unconfigure(config):
+    made = config.stash.get(_made, None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
