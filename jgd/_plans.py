@@ -86,9 +86,17 @@ class Shuffled(Plan):
     keyed: ClassVar[bool] = True
 
     def rows(self, key: jax.Array, first_step: int, chunk: int, mesh: Any = None) -> Any:
-        # drawn and padded on the device, never on the host
-        aligned = first_step % self.steps_per_epoch == 0
-        return _compile.run(_drawn_padded, (self, chunk, aligned), key, np.int32(first_step))
+        # Drawn and padded on the device, never on the host, by two programs: the epochs'
+        # permutations (one program per number of examples and power of two of epochs), then
+        # their cut into batches. A permutation's program takes ~0.4 s to compile on a CPU,
+        # the cut's a few ms: one such draw per run shape was a large part of a first call.
+        per_epoch = self.steps_per_epoch
+        first_epoch, offset = divmod(first_step, per_epoch)
+        needed = (first_step + self.steps - 1) // per_epoch - first_epoch + 1
+        count = 1 << (needed - 1).bit_length()  # epochs drawn: a power of two >= needed
+        static = (self.num_examples, count)
+        perms = _compile.run(_permutations, static, key, np.int32(first_epoch))
+        return _compile.run(_cut, (self, chunk), perms, np.int32(offset))
 
     def draw(self, key: jax.Array, order: Any) -> Any:
         return shuffled_indices(key, self)
@@ -184,10 +192,21 @@ def shuffled_indices(
     return jax.lax.dynamic_slice_in_dim(rows, first_step - first_epoch * per_epoch, plan.steps)
 
 
-def _drawn_padded(static: tuple[Plan, int, bool], key, first_step):
-    """The shuffled plan's rows from ``first_step``, padded with zeros to whole chunks."""
-    plan, chunk, aligned = static
-    rows = shuffled_indices(key, plan, first_step, aligned)
+def _permutations(static: tuple[int, int], key, first_epoch):
+    """Epochs ``first_epoch, ...`` (``count`` of them)'s permutations of the ``m`` examples, as
+    ``shuffled_indices`` draws them: ``(count, m)``."""
+    m, count = static
+    epochs = first_epoch + jnp.arange(count)
+    return jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), m))(epochs)
+
+
+def _cut(static: tuple[Plan, int], perms, offset):
+    """The plan's rows from step ``offset`` of the first of ``perms``' epochs, padded with zeros
+    to whole chunks: ``shuffled_indices``'s rows, from its epochs' permutations."""
+    plan, chunk = static
+    used = plan.steps_per_epoch * plan.batch_size
+    rows = perms[:, :used].reshape(-1, plan.batch_size).astype(jnp.int32)
+    rows = jax.lax.dynamic_slice_in_dim(rows, offset, plan.steps)
     return jnp.pad(rows, ((0, (-plan.steps) % chunk), (0, 0)))
 
 

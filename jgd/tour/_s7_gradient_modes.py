@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from flax import nnx
 
 import jgd
-from jgd import problems, timing
+from jgd import models, problems, timing
 from jgd.tour._report import Row, Section, Spec
 
 
@@ -25,17 +26,33 @@ def _seconds(fn, *args, repeats: int) -> float:
     return timing.timeit(lambda: fn(*args), repeats=repeats).median
 
 
-def _cost_in_passes(hidden: int) -> tuple[int, float, float, float, float]:
-    """P, then reverse and forward mode's cost in forward passes of the MLP 64-hidden-10: by
-    time, and by XLA's FLOP count (no per-call overhead, no cache effects)."""
-    p = _mlp(hidden)
-    P = sum(x.size for x in jax.tree_util.tree_leaves(p.params))
-    one = _seconds(jax.jit(p.loss), p.params, p.data, repeats=20)
-    reverse = _seconds(jax.jit(jgd.grad(p.loss, "reverse")), p.params, p.data, repeats=20)
-    forward = _seconds(jax.jit(jgd.grad(p.loss, "forward")), p.params, p.data, repeats=1)
-    unit = jgd.flops(p.loss, p.params, p.data)
+def _sized(hidden: int) -> tuple:
+    """``(loss, params)`` of the MLP 64-hidden-10 with params drawn by NumPy (PyTorch's bound):
+    only its costs are measured, and eager ``jax.random`` compiles one program per parameter
+    shape (about 0.4 s each in float64), while ``nnx.eval_shape`` builds the module's structure
+    without drawing anything."""
+    graphdef, state = nnx.split(
+        nnx.eval_shape(lambda: models.MLP(64, hidden, 10, rngs=nnx.Rngs(0)))
+    )
+    rng = np.random.default_rng(hidden)
+    state = jax.tree_util.tree_map(
+        lambda a: rng.uniform(-1, 1, a.shape) / np.sqrt(a.shape[0]), state
+    )
+    apply, params = models.functional(nnx.merge(graphdef, state))
+    return models.classification_loss(apply), params
+
+
+def _cost_in_passes(hidden: int, data) -> tuple[int, float, float, float, float]:
+    """P, then reverse and forward mode's cost in forward passes of the MLP 64-hidden-10 on
+    ``data``: by time, and by XLA's FLOP count (no per-call overhead, no cache effects)."""
+    loss, params = _sized(hidden)
+    P = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    one = _seconds(jax.jit(loss), params, data, repeats=20)
+    reverse = _seconds(jax.jit(jgd.grad(loss, "reverse")), params, data, repeats=20)
+    forward = _seconds(jax.jit(jgd.grad(loss, "forward")), params, data, repeats=1)
+    unit = jgd.flops(loss, params, data)
     by_flops = [
-        jgd.flops(jgd.grad(p.loss, mode, chunk_size=P), p.params, p.data) / unit
+        jgd.flops(jgd.grad(loss, mode, chunk_size=P), params, data) / unit
         for mode in ("reverse", "forward")
     ]
     return P, reverse / one, forward / one, *by_flops
@@ -54,7 +71,7 @@ def gradient_modes(hidden_sizes: tuple[int, ...] = (64, 128, 256)) -> Section:
         forward_pass = _seconds(jax.jit(p.loss), p.params, p.data, repeats=20)
         report = jgd.check_grads(p.loss, p.params, p.data, timing=True, repeats=3)
         smooth = jgd.check_grads(twin.loss, twin.params, twin.data, modes=("fd_central",))
-        scaling = [_cost_in_passes(hidden) for hidden in hidden_sizes]
+        scaling = [_cost_in_passes(hidden, p.data) for hidden in hidden_sizes]
     rows = [
         Row(
             f"gradient by {r.mode} (P={P:,}): cost in forward passes; rel. error vs reverse",
