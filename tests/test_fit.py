@@ -658,3 +658,19 @@ def test_sweep_with_one_key_shares_one_plan_equal_to_fit(line_data):
     for i, lr in enumerate([0.05, 0.2]):
         single = LINE_FIT.fit(learning_rate=lr, key=5, **kw)
         np.testing.assert_allclose(swept.losses[i], single.losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("m, batch, epochs", [(10, 3, 2), (100, 7, 5), (50, 50, 1), (97, 4, 9)])
+def test_a_shuffled_plans_rows_from_any_step_are_shuffled_indices(m, batch, epochs):
+    """The rows a run reads (drawn per power of two of epochs, then cut) are the plan's
+    ``shuffled_indices`` from that step: at the start, inside an epoch, at an epoch's start."""
+    from jgd import _plans
+
+    plan, key = _plans.make(m, batch, epochs, None), jax.random.key(3)
+    indices = jax.jit(_plans.shuffled_indices, static_argnums=(1, 3))
+    for first in (0, 1, plan.steps_per_epoch, plan.steps_per_epoch + 1):
+        if first < plan.steps:
+            aligned = first % plan.steps_per_epoch == 0
+            got = np.asarray(plan.rows(key, first, chunk=16))
+            np.testing.assert_array_equal(got[: plan.steps], indices(key, plan, first, aligned))
+            assert got.shape == (-(-plan.steps // 16) * 16, batch) and not got[plan.steps :].any()
