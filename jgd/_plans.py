@@ -183,11 +183,8 @@ def shuffled_indices(
     epochs = plan.steps // per_epoch + (1 if plan.steps % per_epoch else 0)
     epochs += 0 if aligned else 1  # a run that starts inside an epoch reaches into one more
 
-    def epoch(e):
-        return jax.random.permutation(jax.random.fold_in(key, e), plan.num_examples)[:used]
-
     first_epoch = first_step // per_epoch
-    perms = jax.vmap(epoch)(first_epoch + jnp.arange(epochs))
+    perms = _epochs(key, plan.num_examples, first_epoch + jnp.arange(epochs))[:, :used]
     rows = perms.reshape(epochs * per_epoch, batch).astype(jnp.int32)
     return jax.lax.dynamic_slice_in_dim(rows, first_step - first_epoch * per_epoch, plan.steps)
 
@@ -196,7 +193,11 @@ def _permutations(static: tuple[int, int], key, first_epoch):
     """Epochs ``first_epoch, ...`` (``count`` of them)'s permutations of the ``m`` examples, as
     ``shuffled_indices`` draws them: ``(count, m)``."""
     m, count = static
-    epochs = first_epoch + jnp.arange(count)
+    return _epochs(key, m, first_epoch + jnp.arange(count))
+
+
+def _epochs(key, m: int, epochs):
+    """Each epoch ``e`` of ``epochs``'s permutation of the ``m`` examples: the plan's one rule."""
     return jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), m))(epochs)
 
 
