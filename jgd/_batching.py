@@ -50,13 +50,17 @@ def check_finite(data: Any) -> None:
     array comes back (a row mask only when something is wrong): the data is never copied back.
     One pass over the data, no row mask unless something is wrong: a device array's sum is
     finite exactly when every element is, unless the sum overflows (then every element is
-    checked).
+    checked). A device array is immutable: one found finite is not read again while it lives
+    (``_errors.known_finite``); a host array, which can change in place, is read every time.
     """
     for path, leaf in _errors.leaf_paths(data):
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             continue
         if isinstance(leaf, jax.Array):
+            if _errors.known_finite(leaf):
+                continue
             if bool(_sum_finite(leaf)) or bool(_all_finite(leaf)):
+                _errors.remember_finite(leaf)
                 continue
             bad = np.asarray(_bad_rows(leaf))
         else:

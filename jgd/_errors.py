@@ -7,6 +7,7 @@ was wrong, what it was, and what is allowed, instead of a traceback from inside 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -124,8 +125,8 @@ def float_params(name: str, params: Any) -> None:
 
 def finite_params(name: str, params: Any) -> None:
     """Raises unless every float in ``params`` is finite (one program, one boolean per leaf
-    comes back)."""
-    paths = leaf_paths(params)
+    comes back; device arrays already found finite are not read again, ``known_finite``)."""
+    paths = [(path, leaf) for path, leaf in leaf_paths(params) if not known_finite(leaf)]
     if not paths:
         return
     finite = np.asarray(_finite_leaves([jnp.asarray(leaf) for _, leaf in paths]))
@@ -136,11 +137,39 @@ def finite_params(name: str, params: Any) -> None:
                 f"{name}{where} has a non-finite value (NaN or Inf); a run must start from finite "
                 "params."
             )
+    for _, leaf in paths:
+        remember_finite(leaf)
 
 
 @jax.jit
 def _finite_leaves(leaves: list) -> jax.Array:
     return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])
+
+
+# Device arrays found finite, by id, each held by a weak reference (an entry goes with its array).
+# A jax.Array is immutable, so its verdict holds for as long as the object lives: a loop of fits
+# over the same device data and params reads them once. Never a NumPy array, which can change
+# in place between two calls. (No library keeps such verdicts; jax's own caches key by shape.)
+_FINITE: dict[int, weakref.ref] = {}
+
+
+def known_finite(leaf: Any) -> bool:
+    """Whether ``leaf`` is a device array already found finite here (``remember_finite``)."""
+    ref = _FINITE.get(id(leaf))
+    return ref is not None and ref() is leaf
+
+
+def remember_finite(leaf: Any) -> None:
+    """Remembers that the device array ``leaf`` is finite (nothing for host arrays or tracers)."""
+    if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+        return
+    key = id(leaf)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        if _FINITE.get(key) is ref:
+            del _FINITE[key]
+
+    _FINITE[key] = weakref.ref(leaf, forget)
 
 
 _SHAPES: dict = {}  # (loss, its arguments' shapes) -> its output's shapes, for repeat calls

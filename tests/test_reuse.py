@@ -110,6 +110,37 @@ def test_huge_finite_data_passes_and_a_nan_is_named_in_one_pass(where):
                 optimizer=optax.sgd, learning_rate=0.1, epochs=1)  # fmt: skip
 
 
+def test_device_arrays_found_finite_are_not_read_again_and_host_arrays_always_are(monkeypatch):
+    from jgd import _batching, _errors
+
+    reads = []
+    for module, name in ((_batching, "_sum_finite"), (_errors, "_finite_leaves")):
+        real = getattr(module, name)
+        spy = lambda x, real=real, name=name: reads.append(name) or real(x)  # noqa: E731
+        monkeypatch.setattr(module, name, spy)
+    X, y = _line()
+    w = jnp.zeros(2)
+    fit = lambda params, data: jgd.fit(LINE, params, data, optimizer=optax.sgd,  # noqa: E731
+                                       learning_rate=0.1, batch_size=8, key=0)  # fmt: skip
+    fit(w, (X, y))
+    assert sorted(reads) == ["_finite_leaves", "_sum_finite", "_sum_finite"]
+    reads.clear()
+    fit(w, (X, y))  # the same immutable device arrays: their verdicts are remembered
+    assert reads == []
+    host = np.asarray(X).copy()
+    fit(w, (host, y))  # a host array is read every call: it can change in place
+    host[5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"data\[0\] has a non-finite value .* in row 5"):
+        fit(w, (host, y))
+    with pytest.raises(ValueError, match=r"data\[0\] has a non-finite value .* in row 5"):
+        fit(w, (jnp.asarray(host), y))  # a new device array: checked
+    with pytest.raises(ValueError, match="params has a non-finite value"):
+        fit(w.at[1].set(jnp.inf), (X, y))
+    remembered = len(_errors._FINITE)
+    del X, y, w
+    assert len(_errors._FINITE) == remembered - 3  # a verdict goes with its array
+
+
 def test_a_donating_step_equals_the_pure_one_and_deletes_its_input():
     X, y = _line(16)
     tx = optax.adam(0.1)
