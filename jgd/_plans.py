@@ -224,5 +224,9 @@ def shuffled_order(num_examples: int, batch_size: int, epochs: int, key: Any) ->
     """
     num_examples = _errors.positive_int("num_examples", num_examples)
     plan = make(num_examples, batch_size, epochs, None)
+    if isinstance(plan, Shuffled):  # fit's own two programs: shared with its runs over m
+        rows = plan.rows(as_key(key), 0, plan.steps)
+    else:  # batch_size=None: one permutation of all the examples per epoch
+        rows = jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan)
     # a writable copy: torch.from_numpy warns on the read-only view of a device array
-    return np.array(jax.jit(shuffled_indices, static_argnums=1)(as_key(key), plan))
+    return np.array(rows)
