@@ -34,6 +34,35 @@ def test_init_bounds_and_moments_match_pytorch():
     assert model.fc1.kernel[...].shape == (784, 128)  # (in, out): torch's weight transposed
 
 
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_torch_uniform_is_jax_random_uniform_bit_for_bit(partitionable):
+    # drawn as the prefix of a shared flat draw (one program for many shapes): the same values,
+    # eager, traced and under the legacy threefry
+    key = jax.random.key(5)
+    init = jgd.models.torch_uniform(9)  # bound 1/3
+    f32, bf16 = jnp.float32, jnp.bfloat16
+    cases = [
+        ((10,), f32),
+        ((784, 128), f32),
+        ((3, 3, 1, 8), bf16),
+        ((5, 0), f32),
+        (((1 << 17) + 3,), f32),
+    ]
+    with jax.threefry_partitionable(partitionable):
+        for shape, dtype in cases:
+            want = jax.random.uniform(key, shape, dtype, -1 / 3, 1 / 3)
+            got = init(key, shape, dtype)
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(np.float32(got), np.float32(want))
+        traced = jax.jit(lambda k: init(k, (128, 10)))(key)
+        np.testing.assert_array_equal(
+            traced, jax.random.uniform(key, (128, 10), f32, -1 / 3, 1 / 3)
+        )
+        with jax.enable_x64(True):
+            want = jax.random.uniform(key, (33, 10), jnp.float64, -1 / 3, 1 / 3)
+            np.testing.assert_array_equal(init(key, (33, 10), jnp.float64), want)
+
+
 def test_depth_and_widths_are_configurable():
     model = jgd.models.MLP(10, (32, 16), 3, rngs=nnx.Rngs(1))
     assert (
