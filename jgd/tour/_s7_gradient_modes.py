@@ -28,9 +28,8 @@ def _seconds(fn, *args, repeats: int) -> float:
 
 def _sized(hidden: int) -> tuple:
     """``(loss, params)`` of the MLP 64-hidden-10 with params drawn by NumPy (PyTorch's bound):
-    only its costs are measured, and eager ``jax.random`` compiles one program per parameter
-    shape (about 0.4 s each in float64), while ``nnx.eval_shape`` builds the module's structure
-    without drawing anything."""
+    only its costs are measured, so no program is compiled to draw them (``nnx.eval_shape``
+    builds the module's structure without drawing anything)."""
     graphdef, state = nnx.split(
         nnx.eval_shape(lambda: models.MLP(64, hidden, 10, rngs=nnx.Rngs(0)))
     )
