@@ -78,7 +78,8 @@ def sweep(
         its share of them, batched; the data is replicated).
       batch_runs: the runs batched together: ``"all"`` (one ``jax.vmap``), an int k (k at a
         time, in one program: ``jax.lax.map``), 1 (in turn, each ``fit``'s own program), or
-        ``"auto"``: 1 for a loss with a convolution (slower vmapped on CPU), else ``"all"``.
+        ``"auto"``: 1 for a loss with a convolution (slower vmapped on CPU) or for at most 16
+        runs of at most 4,096 steps in all (compiling dominates them), else ``"all"``.
       **fit_options: ``fit``'s other run arguments (``batch_size``, ``epochs``, ``order``,
         ``mode``, ``chunk_size``, ``step_size``, ``num_tangents``, ``tangent``, ``record_params``,
         ``grad_norm``, ``update_norm``, ``recorders``, ``sharpness_every``,

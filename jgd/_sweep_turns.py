@@ -11,6 +11,8 @@ replays, the result) is the same for both.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,6 +64,15 @@ def _stack(lists: tuple) -> tuple:
     one transfer: a jitted stack compiled a program per tree structure and number of runs (0.2 to
     0.5 s each), and an eager one a program per leaf shape; a copy of the runs' states costs
     milliseconds. (Runs in turn are never spread over a mesh: the default device holds them.)"""
-    host = jax.device_get(lists)
-    stacked = [jax.tree.map(lambda *xs: np.stack(xs), *trees) if trees else () for trees in host]
+    stacked = [jax.tree.map(_stacked, *trees) if trees else () for trees in lists]
     return jax.device_put(tuple(stacked))
+
+
+def _stacked(*leaves: Any) -> Any:
+    """The runs' values of one leaf, stacked on the host (a typed PRNG key, a module's dropout
+    stream, by its key data)."""
+    first = leaves[0]
+    if jnp.issubdtype(jnp.result_type(first), jax.dtypes.prng_key):
+        data = np.stack([np.asarray(jax.random.key_data(x)) for x in leaves])
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(first))
+    return np.stack([np.asarray(x) for x in leaves])

@@ -193,6 +193,25 @@ def test_sweep_runs_batched_vmapped_or_in_turn_agree():
     assert _batch_runs.together("auto", config, 3, ()) == 1
 
 
+def test_auto_runs_a_few_short_runs_in_turn_and_vmaps_many_or_long_ones():
+    def config(epochs):  # 64 rows, batch 8: 8 steps an epoch
+        options = RunOptions(batch_size=8, epochs=epochs)
+        return _config.configure(LINE, jnp.zeros(2), _line(), optimizer=optax.sgd,
+                                 learning_rate=0.1, key=0, mesh=None, options=options)  # fmt: skip
+
+    short, long = config(4), config(64)  # 32 and 512 steps a run
+    assert _batch_runs.together("auto", short, 16, ()) == 1  # 512 steps in all: in turn
+    assert _batch_runs.together("auto", short, 17, ()) is None  # more runs: vmapped
+    assert _batch_runs.together("auto", long, 8, ()) == 1  # 4,096 steps in all
+    assert _batch_runs.together("auto", long, 9, ()) is None
+    assert _batch_runs.together("all", short, 4, ()) is None  # asked for: vmapped
+    few = jgd.sweep(LINE, jnp.zeros(2), _line(), optimizer=optax.sgd, batch_size=8, epochs=4,
+                    key=0, learning_rate=[0.05, 0.1])  # fmt: skip
+    vmapped = jgd.sweep(LINE, jnp.zeros(2), _line(), optimizer=optax.sgd, batch_size=8, epochs=4,
+                        key=0, learning_rate=[0.05, 0.1], batch_runs="all")  # fmt: skip
+    np.testing.assert_allclose(few.losses, vmapped.losses, rtol=1e-6)
+
+
 @pytest.mark.parametrize("bad", [0, -2, "some", 1.5, True])
 def test_sweep_refuses_a_bad_batch_runs(bad):
     with pytest.raises(ValueError, match="batch_runs="):
