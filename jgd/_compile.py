@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
+import numpy as np
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _BY_DIGEST: collections.OrderedDict = collections.OrderedDict()  # executables by ``digest``
@@ -114,6 +115,37 @@ def run(fn: Callable, static: Hashable, *args: Any) -> Any:
     for c in getattr(_clocks, "open", ()):
         c.seconds += seconds
     return out
+
+
+_TRACE_ONLY = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def concrete(fn: Callable, static: Hashable, *args: Any) -> Any:
+    """``fn(static, *args)``, compiled as one program (``run``) when called on concrete arrays.
+
+    The analysis tools (``hvp``, ``max_stable_learning_rate``, ``gradient_noise_scale``) are
+    jittable, so they are written as traced code; called eagerly, each of their many small
+    operations would dispatch (and first compile) on its own: several seconds for a small
+    module. Traced arguments (the tool inside the user's ``jax.jit``), leaves that are not
+    arrays, an unhashable ``static``, or a loss that reads its batch's values in Python (which
+    ``jax.jit`` cannot trace) run ``fn`` as it is.
+    """
+    leaves = jax.tree_util.tree_leaves(args)
+    if any(isinstance(x, jax.core.Tracer) or not isinstance(x, jax.Array | np.ndarray | float | int)
+           for x in leaves):  # fmt: skip
+        return fn(static, *args)
+    try:
+        hash(static)
+    except TypeError:
+        return fn(static, *args)
+    try:
+        return run(fn, static, *args)
+    except _TRACE_ONLY:
+        return fn(static, *args)
 
 
 def compile_count() -> int:

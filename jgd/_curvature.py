@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jgd import _errors, _modules
+from jgd import _compile, _errors, _modules
 from jgd._keys import as_key
 
 
@@ -22,7 +22,8 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
     """Hessian-vector product ``H(params) @ vector`` by forward-over-reverse differentiation.
 
     One ``jax.jvp`` of ``jax.grad``: about the cost of two gradients, and the Hessian (P x P) is
-    never formed.
+    never formed. Jittable; called on concrete arrays it runs as one compiled program, kept
+    for the next call with the same ``loss``.
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
@@ -41,8 +42,23 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
       >>> jgd.hvp(loss, jnp.ones(2), jnp.array([1.0, 4.0]), jnp.array([1.0, 1.0])).tolist()
       [1.0, 4.0]
     """
-    loss, params = _modules.as_pure(loss, params)
+    params, model_state = _split(params)
     _check_like("vector", vector, params)
+    return _compile.concrete(_hvp, loss, params, model_state, batch, vector)
+
+
+def _split(params: Any) -> tuple[Any, Any]:
+    """``(params, model_state)`` of a module, ``(params, None)`` of a pytree."""
+    return _modules.split(params) if _modules.is_module(params) else (params, None)
+
+
+def _pure(loss: Any, model_state: Any) -> Any:
+    """``loss(params, batch)`` at ``model_state`` (see ``_modules.as_pure``)."""
+    return loss if model_state is None else _modules.user_form(loss, model_state, False)
+
+
+def _hvp(loss: Any, params: Any, model_state: Any, batch: Any, vector: Any) -> Any:
+    loss = _pure(loss, model_state)
     return jax.jvp(lambda p: jax.grad(loss)(p, batch), (params,), (vector,))[1]
 
 
@@ -97,7 +113,8 @@ def max_stable_learning_rate(
     Power iteration on ``hvp`` finds the eigenvalue of largest magnitude; at (or near) a minimum
     the Hessian is positive semi-definite and that is λ_max. At a saddle it can be negative: a
     second power iteration on ``H - λ I`` then finds λ_max. When λ_max <= 0 (a maximum) there is
-    no bound: ``learning_rate`` is inf. Jittable.
+    no bound: ``learning_rate`` is inf. Jittable; called on concrete arrays it runs as one
+    compiled program (kept for the next call with the same ``loss``, whatever the numbers).
 
     Args:
       loss: ``loss(params, batch) -> scalar``.
@@ -119,14 +136,29 @@ def max_stable_learning_rate(
     """
     max_iterations = _errors.positive_int("max_iterations", max_iterations)
     tolerance = _errors.positive_float("tolerance", tolerance)
-    loss, params = _modules.as_pure(loss, params)
+    params, model_state = _split(params)
     _errors.float_params("params", params)
     _check_batch("batch", batch)
+    key = as_key(0 if key is None else key)  # key(0) and PRNGKey(0) draw the same numbers
+    bound = _compile.concrete(
+        _bound, loss, params, model_state, batch, key, max_iterations, tolerance
+    )
+    if not isinstance(bound.eigenvalue, jax.core.Tracer) and np.isnan(bound.eigenvalue):
+        raise ValueError(
+            "max_stable_learning_rate: the Hessian's top eigenvalue is NaN at these params on "
+            "this batch (the loss or its curvature is not finite there: NaN in the data or the "
+            "params, or a loss undefined at this point), so there is no bound to give."
+        )
+    return bound
+
+
+def _bound(loss, params, model_state, batch, key, max_iterations, tolerance) -> StabilityBound:
+    """``max_stable_learning_rate``'s traced part (its arguments checked)."""
+    loss = _pure(loss, model_state)
     flat, unravel = ravel_pytree(params)
-    key = jax.random.key(0) if key is None else as_key(key)
 
     def matvec(v):
-        return ravel_pytree(hvp(loss, params, batch, unravel(v)))[0]
+        return ravel_pytree(_hvp(loss, params, None, batch, unravel(v)))[0]
 
     v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
@@ -140,12 +172,6 @@ def max_stable_learning_rate(
     )
     lr = jnp.where(top > 0, 2.0 / jnp.where(top > 0, top, 1), jnp.inf)
     lr = jnp.where(jnp.isnan(top), jnp.nan, lr)  # no curvature measured: no bound, not inf
-    if not isinstance(top, jax.core.Tracer) and bool(jnp.isnan(top)):
-        raise ValueError(
-            "max_stable_learning_rate: the Hessian's top eigenvalue is NaN at these params on "
-            "this batch (the loss or its curvature is not finite there: NaN in the data or the "
-            "params, or a loss undefined at this point), so there is no bound to give."
-        )
     return StabilityBound(lr, top, iters + more)
 
 

@@ -14,7 +14,6 @@ one ``lax.scan``, accumulating Σ gᵢ and Σ ‖gᵢ‖²: memory is one chunk'
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _batching, _errors, _modules
+from jgd import _batching, _compile, _errors, _modules
 
 
 class NoiseScale(NamedTuple):
@@ -89,32 +88,32 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
             f"data has {m} example(s); the gradient noise scale needs at least 2 (it is a "
             "variance across examples)."
         )
-    loss, params = _modules.as_pure(loss, params)
+    params, model_state = _modules.split(params) if _modules.is_module(params) else (params, None)
     _errors.float_params("params", params)
     _errors.finite_params("params", params)  # else the premise check would blame the loss
     _batching.check_finite(data)
-    chunk = min(chunk_size, m)
     data = jax.device_put(data)
-    total, sq = _sums(loss, params, data, m, chunk)
-    mean = jax.tree_util.tree_map(lambda s: s / m, total)
-    _check_mean(loss, params, data, mean, float(sq) / m)
-    grad_sq = float(optax.tree.norm(mean, squared=True))
-    trace = max(float(sq) / m - grad_sq, 0.0)
+    static = (loss, m, min(chunk_size, m))
+    measured = _compile.concrete(_measured, static, params, model_state, data)
+    mean_sq, grad_sq, diff, batch_norm = (float(x) for x in measured)
+    # the premise: the mean of the per-example gradients is the batch gradient (a loss that
+    # centres by the batch's mean, or BatchNorm, breaks it, and the variance means nothing)
+    check_premise(f"loss={_errors.describe(loss)}", diff, max(batch_norm, mean_sq**0.5), params)
+    trace = max(mean_sq - grad_sq, 0.0)
     return NoiseScale(trace / max(grad_sq, np.finfo(np.float64).tiny), trace, grad_sq, m)
 
 
-_sums = functools.partial(jax.jit, static_argnums=(0, 3, 4))(lambda *a: sums(*a))
-_grad = functools.partial(jax.jit, static_argnums=0)(lambda loss, p, d: jax.grad(loss)(p, d))
-
-
-def _check_mean(loss: Any, params: Any, data: Any, mean: Any, mean_sq: float) -> None:
-    """Raises unless the mean of the per-example gradients is the batch gradient: the noise
-    scale's premise (a loss that centres by the batch's mean, or BatchNorm, breaks it, and the
-    variance it reports means nothing)."""
-    batch = _grad(loss, params, data)
-    diff = float(optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, mean, batch)))
-    scale = max(float(optax.tree.norm(batch)), mean_sq**0.5)
-    check_premise(f"loss={_errors.describe(loss)}", diff, scale, params)
+def _measured(static: tuple, params: Any, model_state: Any, data: Any) -> tuple:
+    """``(mean ‖gᵢ‖², ‖G‖², ‖G - batch gradient‖, ‖batch gradient‖)`` over ``data``, G the
+    mean of the per-example gradients gᵢ: one program."""
+    loss, m, chunk = static
+    if model_state is not None:
+        loss = _modules.user_form(loss, model_state, False)
+    total, sq = sums(loss, params, data, m, chunk)
+    mean = jax.tree_util.tree_map(lambda s: s / m, total)
+    batch = jax.grad(loss)(params, data)
+    diff = optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, mean, batch))
+    return sq / m, optax.tree.norm(mean, squared=True), diff, optax.tree.norm(batch)
 
 
 def premise(loss: Any, params: Any, data: Any) -> tuple[jax.Array, jax.Array]:
