@@ -81,12 +81,12 @@ class HostData:
     def _read(self, i: int, leaf: Any, rows: np.ndarray, into: Any = None) -> np.ndarray:
         self._check_file(i, leaf)
         try:
-            block = _take(leaf, rows, into)
+            block, finite = _take(leaf, rows, into)
         except Exception as first:  # any array-like's own error: named below, never raw
             # an h5py-style dataset takes increasing, distinct indices only: read those, reorder
             unique, inverse = np.unique(rows, return_inverse=True)
             try:
-                block = np.asarray(leaf[unique])[inverse]
+                block, finite = np.asarray(leaf[unique])[inverse], None
             except Exception:
                 raise OSError(
                     f"reading examples from {self.name(i)} failed: {type(first).__name__}: {first}"
@@ -98,7 +98,9 @@ class HostData:
                 f"{self.name(i)} returned an array of shape {read.shape} for {len(rows)} rows; "
                 f"expected {expected}: its indexing does not return the rows asked for."
             )
-        if jnp.issubdtype(read.dtype, jnp.inexact) and not np.isfinite(read).all():
+        if jnp.issubdtype(read.dtype, jnp.inexact) and not (
+            finite if finite is not None else np.isfinite(read).all()
+        ):
             bad = int(rows[np.argwhere(~np.isfinite(read.reshape(len(rows), -1)))[0][0]])
             raise ValueError(f"{self.name(i)} holds a NaN or Inf in example {bad}.")
         return block
@@ -132,17 +134,33 @@ def aligned(shape: tuple, dtype: Any) -> np.ndarray:
     return raw[skip : skip + size].view(dtype).reshape(shape)
 
 
-def _take(leaf: Any, rows: np.ndarray, into: Any = None) -> np.ndarray:
-    """The examples ``rows`` of ``leaf``: a NumPy array (a memmap) is read straight into an
-    aligned buffer (``into``, its other rows zeroed, or a new one), which then goes to a CPU
-    device without a copy; other array-likes are read by their own indexing."""
+SLICE_BYTES = 2**20  # rows read, then checked, while they are in the cache
+
+
+def _take(leaf: Any, rows: np.ndarray, into: Any = None) -> tuple[np.ndarray, bool | None]:
+    """The examples ``rows`` of ``leaf``, and whether they are all finite (None: not known).
+
+    A NumPy array (a memmap) is read straight into an aligned buffer (``into``, its other rows
+    zeroed, or a new one), which then goes to a CPU device without a copy, a slice of about
+    ``SLICE_BYTES`` at a time, each checked finite while it is still in the cache: a second
+    pass over the whole block from memory cost as much again as the read, on the cores XLA
+    computes on. Other array-likes are read by their own indexing (and checked by the caller).
+    """
     if not isinstance(leaf, np.ndarray):
-        return np.asarray(leaf[rows])
+        return np.asarray(leaf[rows]), None
     if into is None:
         into = aligned((len(rows), *leaf.shape[1:]), leaf.dtype)
-    np.take(leaf, rows, axis=0, out=into[: len(rows)], mode="clip")  # "raise" would buffer it
+    finite = jnp.issubdtype(leaf.dtype, jnp.inexact) or None
+    row_bytes = max(1, into[:1].nbytes)
+    step = max(1, SLICE_BYTES // row_bytes)
+    mask = np.empty((min(step, len(rows)), *leaf.shape[1:]), bool) if finite else None
+    for start in range(0, len(rows), step):
+        part = into[start : min(start + step, len(rows))]  # mode "raise" would buffer the read
+        np.take(leaf, rows[start : start + len(part)], axis=0, out=part, mode="clip")
+        if finite:  # into one reused mask: a new one per slice cost half as much again
+            finite = bool(np.isfinite(part, out=mask[: len(part)]).all())
     into[len(rows) :] = 0
-    return into
+    return into, finite
 
 
 def _is_torch(x: Any) -> bool:

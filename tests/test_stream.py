@@ -111,6 +111,28 @@ def test_a_read_error_mid_run_is_named_and_the_checkpoints_stay(files, tmp_path)
     )
 
 
+@pytest.mark.parametrize("where", [0, 5, 9])  # the first, a middle and the short last slice
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_example_in_any_slice_of_a_block_is_named(
+    files, monkeypatch, where, bad_value
+):
+    """A block is read and checked a slice of rows at a time (here 5 rows): a NaN or Inf in any
+    slice, the short last one too, is named by its example; the clean rows around it are not."""
+    (X, y), _, _ = files
+    monkeypatch.setattr(_stream, "SLICE_BYTES", 5 * 12 * 4)
+    order = np.arange(16 * 3).reshape(3, 16) * 7 % 1000  # 48 rows: 10 slices, the last of 3
+    bad = X.copy()
+    example = int(order.reshape(-1)[min(5 * where + 2, 47)])
+    bad[example, 5] = bad_value
+    with pytest.raises(ValueError, match=f"NaN or Inf in example {example}\\."):
+        _fit((bad, y), stream=True, order=order)
+    rows = order.reshape(-1)
+    block, finite = _stream._take(bad, rows)
+    assert finite is False and np.array_equal(block, bad[rows], equal_nan=True)
+    block, finite = _stream._take(X, rows)
+    assert finite is True and np.array_equal(block, X[rows])
+
+
 def test_bad_streamed_data_is_refused_by_name(files):
     (X, y), memmaps, _ = files
     bad = X.copy()
