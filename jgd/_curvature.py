@@ -114,7 +114,7 @@ def max_stable_learning_rate(
     the Hessian is positive semi-definite and that is λ_max. At a saddle it can be negative: a
     second power iteration on ``H - λ I`` then finds λ_max. When λ_max <= 0 (a maximum) there is
     no bound: ``learning_rate`` is inf. Jittable; called on concrete arrays it runs as one
-    compiled program (kept for the next call with the same ``loss``, whatever the numbers).
+    compiled program (kept for the next call with the same ``loss`` and shapes).
 
     Args:
       loss: ``loss(params, batch) -> scalar``.

@@ -56,6 +56,9 @@ class NoiseScale(NamedTuple):
 def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int = 256) -> NoiseScale:
     """The simple gradient noise scale ``B = tr(Σ)/‖G‖²`` of ``loss`` at ``params`` over ``data``.
 
+    One compiled program (the per-example gradients, their mean and the batch gradient), kept
+    for the next call with the same ``loss`` and shapes.
+
     Args:
       loss: ``loss(params, batch) -> scalar``, the mean over a batch (each example's gradient is
         the loss's gradient on a batch of that one example).
