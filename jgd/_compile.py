@@ -128,15 +128,16 @@ def concrete(fn: Callable, static: Hashable, *args: Any) -> Any:
     """``fn(static, *args)``, compiled as one program (``run``) when called on concrete arrays.
 
     The analysis tools (``hvp``, ``max_stable_learning_rate``, ``gradient_noise_scale``) are
-    jittable, so they are written as traced code; called eagerly, each of their many small
+    written as traced code (the first two are jittable); called eagerly, each of their many small
     operations would dispatch (and first compile) on its own: several seconds for a small
     module. Traced arguments (the tool inside the user's ``jax.jit``), leaves that are not
-    arrays, an unhashable ``static``, or a loss that reads its batch's values in Python (which
-    ``jax.jit`` cannot trace) run ``fn`` as it is.
+    arrays (Python numbers too), an unhashable ``static``, or a loss that reads its batch's
+    values in Python (which ``jax.jit`` cannot trace) run ``fn`` as it is.
     """
     leaves = jax.tree_util.tree_leaves(args)
-    if any(isinstance(x, jax.core.Tracer) or not isinstance(x, jax.Array | np.ndarray | float | int)
-           for x in leaves):  # fmt: skip
+    if not all(isinstance(x, jax.Array | np.ndarray) for x in leaves) or any(
+        isinstance(x, jax.core.Tracer) for x in leaves
+    ):  # a Python number in a batch may be a shape or an index the loss needs as it is
         return fn(static, *args)
     try:
         hash(static)

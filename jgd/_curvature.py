@@ -140,9 +140,8 @@ def max_stable_learning_rate(
     _errors.float_params("params", params)
     _check_batch("batch", batch)
     key = as_key(0 if key is None else key)  # key(0) and PRNGKey(0) draw the same numbers
-    bound = _compile.concrete(
-        _bound, loss, params, model_state, batch, key, max_iterations, tolerance
-    )
+    limit = np.asarray(max_iterations, np.int32)  # a value: any limit runs the same program
+    bound = _compile.concrete(_bound, (loss, tolerance), params, model_state, batch, key, limit)
     if not isinstance(bound.eigenvalue, jax.core.Tracer) and np.isnan(bound.eigenvalue):
         raise ValueError(
             "max_stable_learning_rate: the Hessian's top eigenvalue is NaN at these params on "
@@ -152,8 +151,9 @@ def max_stable_learning_rate(
     return bound
 
 
-def _bound(loss, params, model_state, batch, key, max_iterations, tolerance) -> StabilityBound:
+def _bound(static, params, model_state, batch, key, max_iterations) -> StabilityBound:
     """``max_stable_learning_rate``'s traced part (its arguments checked)."""
+    loss, tolerance = static
     loss = _pure(loss, model_state)
     flat, unravel = ravel_pytree(params)
 

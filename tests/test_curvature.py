@@ -92,3 +92,11 @@ def test_the_tools_called_eagerly_run_one_program_each_and_reuse_it():
 
     doubled = 2.0 if float(y[0]) > 0 else 1.0
     np.testing.assert_allclose(jgd.hvp(reads_its_batch, w, (X, y), v), doubled * tools[0])
+
+    def first_rows(w, batch):  # a Python int in the batch, used as a slice bound
+        X, y, n = batch
+        return loss(w, (X[:n], y[:n]))
+
+    halves = [jgd.max_stable_learning_rate(first_rows, w, (X, y, n)).eigenvalue for n in (8, 16)]
+    np.testing.assert_allclose(halves[1], tools[1], rtol=1e-5)  # all 16 rows: as before
+    assert not np.isclose(halves[0], halves[1])  # the first 8 rows: their own curvature
