@@ -11,6 +11,7 @@ from jgd import (
     problems,
     schedules,
     timing,
+    torch_baseline,
 )
 from jgd._blocks import scan_steps, with_data
 from jgd._check import GradCheck, GradCheckRow, check_grads
@@ -85,6 +86,7 @@ __all__ = [
     "shuffled_order",
     "sweep",
     "timing",
+    "torch_baseline",
     "value_and_grad",
     "with_data",
 ]

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _batching, _errors, _parallel
+from jgd import _batching, _errors, _parallel, _tensors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +144,8 @@ def with_data(
 
     Args:
       step: ``step(state, batch) -> (state, metrics)``, e.g. from ``jgd.make_step``.
-      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``.
+      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)`` (torch tensors
+        are read as the NumPy arrays they hold).
       mesh: a ``jax.sharding.Mesh``: each gathered batch is split by examples over its data axis.
       donate: donate the state's buffers to the new state (``jax.jit``'s ``donate_argnums``):
         XLA updates the params and optimizer state in place, and the state passed in is
@@ -188,6 +189,7 @@ def with_data(
     for name, flag in (("donate", donate), ("checked", checked)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name}={_errors.describe(flag)} is not valid; expected a bool.")
+    data = _tensors.as_numpy(data)  # torch tensors: the arrays they hold
     m = _batching.num_examples(data)
     if mesh is not None:
         mesh = _parallel.auto(mesh)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgd import _errors, _modes, _modules
+from jgd import _errors, _modes, _modules, _tensors
 from jgd._grad import MODES, TANGENTS, Loss, grad, loss_evaluations
 from jgd._keys import as_key
 
@@ -179,6 +179,7 @@ def check_grads(
     repeats = _errors.positive_int("repeats", repeats)
     timing = bool(timeit) if timeit is not None else timing
     loss, params = _modules.as_pure(loss, params)  # a module: its nnx.Params
+    batch = _tensors.as_numpy(batch)  # torch tensors: the arrays they hold
     _errors.scalar_loss(loss, params, batch)  # a mistake in the loss is an error, not a skip
     options = dict(
         chunk_size=chunk_size, step_size=step_size, num_tangents=num_tangents, tangent=tangent

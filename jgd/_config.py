@@ -28,6 +28,7 @@ from jgd import (
     _rates,
     _recorders,
     _stream,
+    _tensors,
 )
 from jgd._engine import Program
 from jgd._keys import as_key
@@ -125,8 +126,8 @@ def configure(
     _optim.check_representable(spec.hyperparams, jnp.result_type(*leaves))
     _rates.check_schedule_precision(learning_rate, jnp.result_type(*leaves))
     host = _stream.HostData(data) if stream else None
-    # streamed: torch tensors read as NumPy arrays; in memory: Explicit-axes arrays as Auto ones
-    data = host.data if host is not None else _parallel.auto_arrays(data)
+    # streamed: torch tensors read by rows; in memory: as NumPy arrays, Explicit axes as Auto
+    data = host.data if host is not None else _parallel.auto_arrays(_tensors.as_numpy(data))
     m = host.m if host else _batching.num_examples(data)
     plan = _plans.make(m, options.batch_size, options.epochs, options.order)
     if plan.full_batch and host is not None:  # full batch: the data goes to the device once
@@ -136,10 +137,8 @@ def configure(
     options.check_run(plan.steps, m)
     first = int(given.step) if given is not None else 0
     _rates.check_schedule_values(learning_rate, first, plan.steps)
-    if (
-        isinstance(model_state, _modules.CARRIED) and key is not None
-    ):  # each run draws its own masks from one init
-        model_state = _modules.fold(model_state, as_key(key))
+    if isinstance(model_state, _modules.CARRIED) and key is not None:
+        model_state = _modules.fold(model_state, as_key(key))  # each run its masks, one init
     key = _run_key(key, given, plan, options.mode)
     if mesh is not None:
         mesh = _parallel.auto(mesh)

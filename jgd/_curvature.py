@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jgd import _compile, _errors, _modules
+from jgd import _compile, _errors, _modules, _tensors
 from jgd._keys import as_key
 
 
@@ -44,6 +44,7 @@ def hvp(loss: Any, params: Any, batch: Any, vector: Any) -> Any:
     """
     params, model_state = _split(params)
     _check_like("vector", vector, params)
+    batch = _tensors.as_numpy(batch)  # torch tensors: the arrays they hold
     return _compile.concrete(_hvp, loss, params, model_state, batch, vector)
 
 
@@ -138,6 +139,7 @@ def max_stable_learning_rate(
     tolerance = _errors.positive_float("tolerance", tolerance)
     params, model_state = _split(params)
     _errors.float_params("params", params)
+    batch = _tensors.as_numpy(batch)
     _check_batch("batch", batch)
     key = as_key(0 if key is None else key)  # key(0) and PRNGKey(0) draw the same numbers
     limit = np.asarray(max_iterations, np.int32)  # a value: any limit runs the same program

@@ -67,8 +67,8 @@ def fit(
         new_state)``; or a ``TrainState`` (e.g.
         ``result.state``) to continue a run: its optimizer state, step (hence the schedule's
         position and the shuffle's epoch) and key are kept, so two calls equal one longer run.
-      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``. Put on the device
-        once.
+      data: a pytree of arrays sharing a leading example axis, e.g. ``(X, y)``: NumPy or JAX
+        arrays, or torch tensors (read as the NumPy arrays they hold). Put on the device once.
       optimizer: an optax factory such as ``optax.sgd``, ``optax.adam`` or
         ``functools.partial(optax.sgd, momentum=0.9)``, with ``learning_rate=`` (the numbers are
         values in the state: other values reuse the compiled program); or a ready optax

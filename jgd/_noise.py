@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jgd import _batching, _compile, _errors, _modules
+from jgd import _batching, _compile, _errors, _modules, _tensors
 
 
 class NoiseScale(NamedTuple):
@@ -64,7 +64,8 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
         the loss's gradient on a batch of that one example).
       params: where to measure: a pytree, or an ``nnx.Module`` with ``loss(model, batch)``
         (the gradients in its ``nnx.Param``s, at its state, which is not written).
-      data: the examples, a pytree of arrays with a leading example axis (at least 2 examples).
+      data: the examples, a pytree of arrays with a leading example axis (at least 2 examples;
+        torch tensors are read as the NumPy arrays they hold).
       chunk_size: examples whose gradients are held at once.
 
     Returns:
@@ -84,6 +85,7 @@ def gradient_noise_scale(loss: Any, params: Any, data: Any, *, chunk_size: int =
             f"loss={_errors.describe(loss)} is not callable; expected loss(params, batch)."
         )
     chunk_size = _errors.positive_int("chunk_size", chunk_size)
+    data = _tensors.as_numpy(data)  # torch tensors: the arrays they hold
     leaves = jax.tree_util.tree_leaves(data)
     m = int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 0
     if m < 2:

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgd import _tensors
+
 BLOCK_BYTES = 16 * 2**20  # at most about this much of the data in one chunk's block
 
 
@@ -33,7 +35,7 @@ class HostData:
     def __init__(self, data: Any):
         self.data = data
         self.leaves, self.treedef = jax.tree_util.tree_flatten(data)
-        self.leaves = [TorchRows(x) if _is_torch(x) else x for x in self.leaves]
+        self.leaves = [TorchRows(x) if _tensors.is_torch(x) else x for x in self.leaves]
         self.data = jax.tree_util.tree_unflatten(self.treedef, self.leaves)
         if not self.leaves:
             raise ValueError("data has no arrays; stream=True needs arrays of examples.")
@@ -163,33 +165,20 @@ def _take(leaf: Any, rows: np.ndarray, into: Any = None) -> tuple[np.ndarray, bo
     return into, finite
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
-
-
 class TorchRows:
-    """A torch tensor read by rows as NumPy arrays (detached, on the CPU): the shape, dtype and
-    integer-array indexing streaming needs. bfloat16 is read through ``ml_dtypes`` (NumPy has
-    none); only the rows asked for are copied off a GPU."""
+    """A torch tensor read by rows as NumPy arrays (``_tensors.to_numpy``): the shape, dtype and
+    integer-array indexing streaming needs; only the rows asked for are copied off a GPU."""
 
     def __init__(self, tensor: Any):
         import torch  # only when a tensor was given: torch is optional
 
         self.tensor, self._torch = tensor.detach(), torch
         self.shape = tuple(tensor.shape)
-        self.dtype = self._numpy(self.tensor[:0]).dtype
+        self.dtype = _tensors.to_numpy(self.tensor[:0]).dtype
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         index = self._torch.from_numpy(np.array(rows, dtype=np.int64)).to(self.tensor.device)
-        return self._numpy(self.tensor[index])
-
-    def _numpy(self, t: Any) -> np.ndarray:
-        t = t.cpu()
-        if t.dtype == self._torch.bfloat16:
-            import ml_dtypes
-
-            return t.view(self._torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return t.numpy()
+        return _tensors.to_numpy(self.tensor[index])
 
 
 def chunk_length(chunk: int, batch_size: int, row_bytes: int) -> int:

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jgd import _tensors
 from jgd.models import _torch_layers as tl
 from jgd.models._torch_ops import METHODS, gelu, pool_arg
 
@@ -181,13 +182,8 @@ def is_param(module: Any, target: str) -> bool:
     return target in dict(module.named_parameters())
 
 
-def to_array(tensor: Any, torch: Any) -> jax.Array:
-    t = tensor.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-
-        return jnp.asarray(t.view(torch.int16).numpy().view(ml_dtypes.bfloat16))
-    return jnp.asarray(t.numpy())
+def to_array(tensor: Any) -> jax.Array:
+    return jnp.asarray(_tensors.to_numpy(tensor))
 
 
 def state_dict(model: TorchModule) -> dict[str, np.ndarray]:

@@ -201,7 +201,7 @@ class _Reader:
             return found
         if kind is None:
             kind = nnx.Param if getattr(tensor, "requires_grad", False) else tl.Frozen
-        made = kind(to_array(tensor, self.torch))
+        made = kind(to_array(tensor))
         self.variables[id(tensor)] = made
         return made
 
@@ -247,8 +247,8 @@ class _Reader:
                 for name in ("running_mean", "running_var", "num_batches_tracked"):
                     self.names.append((f"{path}.{name}", attr, name))
                     t = getattr(m, name)
-                    stats.append(to_array(t, self.torch).astype(jnp.int32) if name[0] == "n"
-                                 else to_array(t, self.torch))  # fmt: skip
+                    stats.append(to_array(t).astype(jnp.int32) if name[0] == "n"
+                                 else to_array(t))  # fmt: skip
             else:
                 stats = [None, None, None]
             weight, bias = (var("weight"), var("bias")) if m.affine else (None, None)
