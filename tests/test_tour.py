@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jgd import cli, tour
+from tests.conftest import run_optimized
 
 
 def values(section):
@@ -89,7 +90,7 @@ def test_section_9_batch_sizes():
 
 
 def test_section_10_edge_of_stability_on_digits():
-    section = tour.edge_of_stability()
+    section = run_optimized("jgd.tour", "edge_of_stability")  # 3,000 steps: running, at -O2
     assert all(r.agree for r in section.rows if r.agree is not None)
     f = section.figure
     assert f["rates"] == (0.1, 0.2)  # digits: 2/η = 20 above the start (about 12), 10 below
