@@ -27,6 +27,7 @@ from jgd import (
     _parallel,
     _result,
     _stream,
+    _timing,
 )
 from jgd._engine import Chunk, run_chunk
 from jgd._instruments import NoiseScale, Sharpness
@@ -87,7 +88,7 @@ class Driver:
 
     def run(self) -> FitResult:
         started = time.perf_counter()
-        with _compile.clock() as compiling:
+        with _timing.alone(), _compile.clock() as compiling:
             try:
                 carry, stop, outputs, done = self._start()
                 carry, stop, outputs = self._chunks(carry, stop, outputs, done)

@@ -31,6 +31,7 @@ from jgd import (
     _parallel,
     _sweep_result,
     _sweep_turns,
+    _timing,
 )
 from jgd._engine import Chunk
 from jgd._keys import seed_keys
@@ -151,7 +152,7 @@ class _Sweep:
 
     def run(self) -> SweepResult:
         started = time.perf_counter()
-        with _compile.clock() as compiling:
+        with _timing.alone(), _compile.clock() as compiling:
             result = self._run()
         run_time = time.perf_counter() - started - compiling.seconds
         return dataclasses.replace(result, compile_time=compiling.seconds, run_time=run_time)

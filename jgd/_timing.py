@@ -9,6 +9,11 @@ and the jgd-vs-PyTorch comparison. Two shapes of measurement:
   whose speed drifts over minutes slows all of them alike. Ratios between contenders are taken
   between medians of one such measurement, never across measurements.
 
+Every measured stretch (``timeit``'s and ``interleaved``'s timed calls, a ``fit`` or ``sweep``
+run, a PyTorch baseline loop) runs inside ``alone()``: nothing, unless ``pausing`` installed a
+context there. ``jgd tour`` computes two untimed sections in a second process and installs one that
+stops that process meanwhile, so every time the tour shows was measured alone on the cores.
+
 ``timeit`` (the standard library's) or ``pytest-benchmark`` measure a Python callable but neither
 blocks on JAX's asynchronous results nor alternates contenders, hence these few lines.
 """
@@ -108,6 +113,46 @@ def ratio(fast: Timing, slow: Timing) -> Ratio:
     )
 
 
+_PAUSERS: list[contextlib.AbstractContextManager] = []  # innermost last; see ``pausing``
+_NOTHING = contextlib.nullcontext()
+
+
+def alone() -> contextlib.AbstractContextManager:
+    """The context every measured stretch runs in: the one ``pausing`` installed, else nothing.
+
+    Examples:
+      >>> with alone():  # no pauser installed: a null context
+      ...     pass
+    """
+    return _PAUSERS[-1] if _PAUSERS else _NOTHING
+
+
+@contextlib.contextmanager
+def pausing(context: contextlib.AbstractContextManager) -> Iterator[None]:
+    """Within this block, every measured stretch runs inside ``context``.
+
+    ``context`` must be reentrant (a timed ``fit`` inside ``interleaved`` enters it twice): the
+    tour's stops its second process on the outermost entry and resumes it on the last exit.
+
+    Examples:
+      >>> entered = []
+      >>> class Note(contextlib.AbstractContextManager):
+      ...     def __enter__(self):
+      ...         entered.append(True)
+      ...     def __exit__(self, *exc):
+      ...         return None
+      >>> with pausing(Note()):
+      ...     _ = timeit(lambda: 1, repeats=1)
+      >>> entered
+      [True]
+    """
+    _PAUSERS.append(context)
+    try:
+        yield
+    finally:
+        _PAUSERS.remove(context)
+
+
 def blocked(fn: Callable[[], Any]) -> float:
     """Seconds of one call of ``fn``, blocked until its (JAX) result is ready.
 
@@ -143,7 +188,8 @@ def timeit(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> Timin
     """
     for _ in range(warmup):
         jax.block_until_ready(fn())
-    return Timing.of([blocked(fn) for _ in range(repeats)])
+    with alone():
+        return Timing.of([blocked(fn) for _ in range(repeats)])
 
 
 def interleaved(
@@ -157,15 +203,17 @@ def interleaved(
       2.0
     """
     samples: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(warmup + rounds):
-        for name, run in runs.items():
-            seconds = float(run())
-            if r >= warmup:
-                samples[name].append(seconds)
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    with alone():
+        for _ in range(rounds):
+            for name, run in runs.items():
+                samples[name].append(float(run()))
     return {name: Timing.of(s) for name, s in samples.items()}
 
 
-__all__ = ["Ratio", "Timing", "blocked", "interleaved", "ratio", "timeit"]
+__all__ = ["Ratio", "Timing", "alone", "blocked", "interleaved", "pausing", "ratio", "timeit"]
 
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"

@@ -37,7 +37,13 @@ def _tour(args: argparse.Namespace) -> int:
     from jgd import tour
 
     out = args.out if args.no_plots else _writable(args.out, "--out")
-    result = tour.run(args.section, out=out, plots=not args.no_plots, mnist_dir=args.mnist)
+    result = tour.run(
+        args.section,
+        out=out,
+        plots=not args.no_plots,
+        mnist_dir=args.mnist,
+        processes=1 if args.serial else 2,
+    )
     return 0 if result.all_agree else 1
 
 

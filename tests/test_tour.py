@@ -1,5 +1,8 @@
 """The tour's sections on their numbers, and the CLI's tour command."""
 
+import pathlib
+import time
+
 import numpy as np
 import pytest
 
@@ -174,3 +177,68 @@ def test_cli_unwritable_out_exits_2(tmp_path, capsys):
     assert cli.main(["tour", "--section", "1", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--out" in err and "not writable" in err and "\n" not in err
+
+
+def _rows(result):
+    return [[(r.quantity, r.text, r.agree) for r in s.rows] for s in result.sections]
+
+
+def test_a_section_beside_gives_the_rows_it_gives_in_turn(tmp_path, monkeypatch):
+    # section 2 (cheap) stands in for 10 and 11: computed and drawn by the second process
+    from jgd.tour import _beside
+
+    monkeypatch.setattr(_beside, "NUMBERS", (2,))
+    serial = tour.run([1, 2], out=tmp_path / "a", echo=lambda _: None, processes=1)
+    lines = []
+    beside = tour.run([1, 2], out=tmp_path / "b", echo=lines.append, processes=2)
+    assert _rows(beside) == _rows(serial)
+    assert [f.name for f in beside.files] == [f.name for f in serial.files]
+    assert (tmp_path / "b" / "02_learning_rate.png").stat().st_size > 10_000
+    assert "== 2. " in "\n".join(lines)
+
+
+def _broken_section():
+    raise ArithmeticError("broken on purpose")
+
+
+def test_a_failing_section_beside_raises_naming_it(tmp_path, monkeypatch):
+    from jgd.tour import _beside
+
+    monkeypatch.setattr(_beside, "NUMBERS", (2,))
+    spec = tour.SECTIONS[2]._replace(compute=_broken_section)
+    monkeypatch.setitem(tour.SECTIONS, 2, spec)
+    with pytest.raises(RuntimeError, match="(?s)tour section 2.*broken on purpose"):
+        tour.run([1, 2], plots=False, echo=lambda _: None, processes=2)
+
+
+@pytest.mark.parametrize("processes", [0, 3, True, "2"])
+def test_run_refuses_other_process_counts(processes):
+    with pytest.raises(ValueError, match=f"processes={processes!r} is not valid"):
+        tour.run([1], plots=False, echo=lambda _: None, processes=processes)
+
+
+def test_the_second_process_is_stopped_while_a_time_is_measured():
+    from jgd import timing
+    from jgd.tour import _beside
+
+    beside = _beside.Beside([tour.SECTIONS[1]], None, None)  # still importing jax meanwhile
+    stat = pathlib.Path(f"/proc/{beside._process.pid}/stat")
+
+    def state(wanted):  # a signal is delivered asynchronously: wait up to 5 s for it
+        for _ in range(500):
+            now = stat.read_text().split(") ")[1][0]
+            if now in wanted:
+                break
+            time.sleep(0.01)
+        return now
+
+    try:
+        with timing.pausing(beside):
+            with timing.alone(), timing.alone():  # reentrant: stopped once, resumed once
+                assert state("T") == "T"
+            assert state("RSD") in "RSD"
+        section, seconds, path = beside.result(1)
+        assert section.number == 1 and seconds > 0 and path is None
+    finally:
+        beside.close()
+    assert beside._process.exitcode is not None

@@ -55,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
         help="print the numbers only; no PNGs, no index.html (default: off)",
     )
     tour.add_argument(
+        "--serial",
+        action="store_true",
+        help="compute every section in this process, in turn (default: sections 10 and 11 in a "
+        "second process, stopped while the others measure)",
+    )
+    tour.add_argument(
         "--mnist",
         type=existing_dir,
         metavar="DIR",

@@ -9,12 +9,15 @@ per section, ends with the table of every check, and writes the page ``index.htm
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from jgd import timing
 from jgd.tour import (
+    _beside,
     _page,
     _s1_bowl,
     _s2_learning_rate,
@@ -96,6 +99,7 @@ def run(
     plots: bool = True,
     mnist_dir: str | None = None,
     echo: Callable[[str], None] = print,
+    processes: int = 2,
 ) -> TourResult:
     """Runs the tour's sections, prints them, writes their plots and ``index.html`` into ``out``.
 
@@ -110,12 +114,15 @@ def run(
       mnist_dir: MNIST IDX files for sections 8-11 (else the download cache, else
         scikit-learn's 8x8 digits).
       echo: where the text goes.
+      processes: 2 (on POSIX systems): sections 10 and 11, the two longest, which show no
+        time, are computed in a second process beside the others; every time the others show
+        is measured with that process stopped. 1: every section in this process, in turn.
 
     Returns:
       A ``TourResult``; ``all_agree`` says whether every check agreed.
 
     Raises:
-      ValueError: a section number that does not exist.
+      ValueError: a section number that does not exist, or ``processes`` not 1 or 2.
 
     Examples:
       >>> import tempfile
@@ -129,20 +136,33 @@ def run(
     for n in numbers:
         if n not in SECTIONS:
             raise ValueError(f"section {n!r} does not exist; the tour has {sorted(SECTIONS)}.")
+    if processes not in (1, 2) or isinstance(processes, bool):
+        raise ValueError(f"processes={processes!r} is not valid; expected 1 or 2.")
     out = pathlib.Path(out)
     if plots:
         out.mkdir(parents=True, exist_ok=True)
         from jgd.tour._plots import draw
     start = time.perf_counter()
     done, files, times = [], [], []
-    for n in numbers:
-        spec, t0 = SECTIONS[n], time.perf_counter()
-        section = spec.compute(mnist_dir) if spec.uses_mnist else spec.compute()
-        done.append(section)
-        times.append(time.perf_counter() - t0)
-        echo(section_text(section, times[-1]))
-        if plots:
-            files.append(draw(spec, section, out))
+    beside = _start_beside(numbers, processes, mnist_dir, out if plots else None)
+    try:
+        with timing.pausing(beside) if beside else contextlib.nullcontext():
+            for n in numbers:
+                spec, t0 = SECTIONS[n], time.perf_counter()
+                if beside is not None and n in _beside.NUMBERS:
+                    section, seconds, path = beside.result(n)
+                else:
+                    section = spec.compute(mnist_dir) if spec.uses_mnist else spec.compute()
+                    seconds = time.perf_counter() - t0
+                    path = draw(spec, section, out) if plots else None
+                done.append(section)
+                times.append(seconds)
+                echo(section_text(section, seconds))
+                if path is not None:
+                    files.append(path)
+    finally:
+        if beside is not None:
+            beside.close()
     seconds = time.perf_counter() - start
     echo(summary(done))
     if files:
@@ -151,6 +171,15 @@ def run(
         echo("plots and their page written:\n" + "\n".join(f"  {f}" for f in files))
     echo(f"tour finished in {seconds:.1f}s")
     return TourResult(done, files, seconds)
+
+
+def _start_beside(numbers, processes, mnist_dir, out) -> _beside.Beside | None:
+    """The second process for the sections of ``_beside.NUMBERS`` asked for, when there are
+    others to compute beside them (and POSIX signals to pause it with); else None."""
+    theirs = [n for n in _beside.NUMBERS if n in numbers]
+    if processes == 1 or not theirs or len(theirs) == len(numbers) or not _beside.available():
+        return None
+    return _beside.Beside([SECTIONS[n] for n in theirs], mnist_dir, out)
 
 
 __all__ = ["SECTIONS", "Row", "Section", "Spec", "TourResult", "run"]

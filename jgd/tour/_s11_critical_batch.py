@@ -15,6 +15,14 @@ NOISE_BATCH = 32  # the run the noise scale is recorded on
 SMOOTH = 64  # batch losses are averaged over this many examples before the target is read
 
 
+def _whole_numbers(v) -> str:  # module-level, not lambdas: a Section is sent between processes
+    return ", ".join(f"{x:.0f}" for x in v)
+
+
+def _s_min_b_crit(v) -> str:
+    return f"{v[0]:.0f}; {v[1]:.1f}"
+
+
 def critical_batch(mnist_dir: str | None = None, batches: tuple[int, ...] = BATCHES) -> Section:
     """McCandlish et al. (2018): steps to a target loss fall as 1/B for small batches and stop
     falling past the critical batch size; the gradient noise scale B = tr(Σ)/‖G‖², measured
@@ -49,7 +57,7 @@ def critical_batch(mnist_dir: str | None = None, batches: tuple[int, ...] = BATC
         Row(
             f"steps to training loss {TARGET} at batch size {list(batches)}",
             steps,
-            fmt=lambda v: ", ".join(f"{x:.0f}" for x in v),
+            fmt=_whole_numbers,
         ),
         Row(
             "S(B) = S_min (1 + B_crit/B) fitted: worst relative miss over the batch sizes",
@@ -62,7 +70,7 @@ def critical_batch(mnist_dir: str | None = None, batches: tuple[int, ...] = BATC
         Row(
             "S_min (steps, large batches); B_crit (the knee)",
             (s_min, b_crit),
-            fmt=lambda v: f"{v[0]:.0f}; {v[1]:.1f}",
+            fmt=_s_min_b_crit,
         ),
         Row(
             f"noise scale B_simple = tr(Σ)/‖G‖² at loss {TARGET} (batch 32 run)",
