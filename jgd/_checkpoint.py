@@ -109,26 +109,29 @@ class Checkpoints:
     def save(self, step: int, payload: Any) -> None:
         """Writes ``payload`` (a pytree of arrays) as the checkpoint of ``step``; waits for it.
 
+        A Ctrl-C during the write interrupts once it is complete (a second one, at once).
+
         Raises:
           OSError: naming ``checkpoint_dir``, the step and the last complete checkpoint, when the
             write fails (a full disk, a folder made read-only); the partial write is removed.
         """
         payload = jax.tree_util.tree_map(np.asarray, payload)
         self._reclaim()
-        try:
-            self._manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(payload),
-                    run=ocp.args.JsonSave(self.description),
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
-        except Exception as e:  # orbax and tensorstore raise ValueError, OSError, ... for these
-            for partial in pathlib.Path(self.directory).glob(f"{step}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(partial, ignore_errors=True)  # ours, and it may hold the space
-            raise _folder.write_error(self.directory, step, self.last_step(), e) from None
+        with _folder.interrupts_after():  # a Ctrl-C meanwhile: once the write is whole
+            try:
+                self._manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(payload),
+                        run=ocp.args.JsonSave(self.description),
+                    ),
+                    force=True,
+                )
+                self._manager.wait_until_finished()
+            except Exception as e:  # orbax and tensorstore raise ValueError, OSError, ... for these
+                for partial in pathlib.Path(self.directory).glob(f"{step}.orbax-checkpoint-tmp*"):
+                    shutil.rmtree(partial, ignore_errors=True)  # ours, and it may hold the space
+                raise _folder.write_error(self.directory, step, self.last_step(), e) from None
 
     def last_step(self) -> int | None:
         """The newest complete checkpoint's step in the folder, or None."""

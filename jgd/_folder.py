@@ -1,12 +1,16 @@
 """A checkpoint folder's lock (one run at a time, against other processes and this one's other
-threads) and the one-line error of a failed write: what ``_checkpoint`` holds a folder with."""
+threads), the one-line error of a failed write, and Ctrl-C held back while a checkpoint is
+written: what ``_checkpoint`` holds a folder with."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import signal
 import threading
+from collections.abc import Iterator
 
 LOCK = ".jgd.lock"
 
@@ -75,3 +79,37 @@ def write_error(directory: str, step: int, last: int | None, error: Exception) -
 
 
 __all__ = ["LOCK", "lock", "write_error"]
+
+
+@contextlib.contextmanager
+def interrupts_after() -> Iterator[None]:
+    """Ctrl-C (SIGINT) within the block takes effect when it ends; a second one, at once.
+
+    A checkpoint's write is orbax's threads finishing what the caller waits for: interrupted
+    midway, they ran on into the interpreter's exit and failed there, printing a traceback
+    after jgd's one line. Held back, the write completes (it is short) and the interrupt
+    follows. Only the main thread with Python's own handler installed is changed: a handler of
+    the user's, or SIGINT ignored, is left as it is.
+
+    Examples:
+      >>> with interrupts_after():
+      ...     pass
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pending = []
+
+    def hold(signum, frame):
+        if pending:  # a second Ctrl-C: the user does not want to wait
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pending:
+        raise KeyboardInterrupt
