@@ -33,9 +33,11 @@ GRADIENTS = {"reverse": {"mode": "reverse"}} | {
 }
 
 
-def step_costs(batch_sizes: list[int], steps: int, rounds: int) -> list[dict[str, Any]]:
+def step_costs(
+    batch_sizes: list[int], steps: int, rounds: int, examples: int = 8192
+) -> list[dict[str, Any]]:
     """Seconds per ``fit`` step for each gradient, interleaved; the ratio to reverse mode."""
-    mlp = jgd.problems.mlp("synthetic", examples=8192)
+    mlp = jgd.problems.mlp("synthetic", examples=examples)
     rows = []
     for B in batch_sizes:
         epochs = max(1, steps * B // len(mlp.data.X))
@@ -64,7 +66,12 @@ def step_costs(batch_sizes: list[int], steps: int, rounds: int) -> list[dict[str
 def run(quick: bool, out: str, tiny: bool = False) -> dict[str, Any]:
     hn.say("step cost via jgd.fit, MLP 784-128-10:")
     batches = [64] if tiny else [64, 256]  # tiny: one batch size, the same code
-    costs = step_costs(batches, steps=20 if tiny else 200, rounds=1 if tiny else 5 if quick else 9)
+    costs = step_costs(
+        batches,
+        steps=20 if tiny else 200,
+        rounds=1 if tiny else 5 if quick else 9,
+        examples=1280 if tiny else 8192,  # tiny: one epoch of 20 steps, not 128
+    )
     mlp = jgd.problems.mlp("real", mnist_dir=None if tiny else _mnist_dir())
     width = mlp.data.X.shape[1]
     epochs = 1 if tiny else 2 if quick else 10
