@@ -78,9 +78,6 @@ def write_error(directory: str, step: int, last: int | None, error: Exception) -
     )
 
 
-__all__ = ["LOCK", "lock", "write_error"]
-
-
 @contextlib.contextmanager
 def interrupts_after() -> Iterator[None]:
     """Ctrl-C (SIGINT) within the block takes effect when it ends; a second one, at once.
@@ -113,3 +110,6 @@ def interrupts_after() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if pending:
         raise KeyboardInterrupt
+
+
+__all__ = ["LOCK", "interrupts_after", "lock", "write_error"]
